@@ -1,0 +1,1 @@
+"""Simulated devices speaking the real protocols over real links, for the demo, tests and benchmarks."""

@@ -1,0 +1,24 @@
+"""The REST API: thin routers over the store and the domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.api import devices, errors, health, records
+
+
+def create_app(services: Any) -> FastAPI:
+    app = FastAPI(
+        title="Office hardware gateway",
+        version=__version__,
+        description="Provisioning, records and health of the office's attendance, door and vehicle devices.",
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(devices.router)
+    app.include_router(records.router)
+    return app

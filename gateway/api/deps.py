@@ -1,0 +1,88 @@
+"""What every router shares: the services, authentication, pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable
+
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from gateway.timeutil import parse_query_time
+
+bearer = HTTPBearer(auto_error=False, description="An API token: the bootstrap admin token from config")
+
+
+def services(request: Request) -> Any:
+    return request.app.state.services
+
+
+def engine(request: Request) -> Engine:
+    return request.app.state.services.engine
+
+
+def require_token(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    """401 for a missing or wrong token. Roles (403) arrive with the token store."""
+    expected = request.app.state.services.settings.api.admin_token.get_secret_value()
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if not expected or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return "admin"
+
+
+@dataclass
+class Page:
+    limit: int
+    after: str | None  # the sort key of the last item the caller has seen
+
+    @property
+    def after_id(self) -> int:
+        """For tables paged by their numeric row id."""
+        if self.after is None:
+            return 0
+        if not self.after.isdigit():
+            raise HTTPException(422, "cursor: not a cursor this API gave out")
+        return int(self.after)
+
+
+def page(
+    limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` from the previous page")] = None,
+) -> Page:
+    return Page(limit, decode_cursor(cursor) if cursor else None)
+
+
+def encode_cursor(last: object) -> str:
+    return base64.urlsafe_b64encode(str(last).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise HTTPException(422, "cursor: not a cursor this API gave out") from None
+
+
+def paginated(
+    rows: list[Any], limit: int, shape: Callable[[Any], dict[str, Any]], key: Callable[[Any], object] = lambda r: r.id
+) -> dict[str, Any]:
+    """Rows fetched with limit + 1: the extra one only says there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [shape(r) for r in rows], "next": encode_cursor(key(rows[-1])) if more and rows else None}
+
+
+def query_time(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_query_time(value)
+    except (ValueError, IndexError):
+        raise HTTPException(422, f"{name}: not an RFC 3339 date-time: {value[:40]!r}") from None

@@ -1,0 +1,77 @@
+"""Read-only record lists: punches and dead letters."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from gateway.api.deps import Page, engine, page, paginated, query_time, require_token
+from gateway.store.models import DeadLetter, PunchRecord
+from gateway.timeutil import iso_local, iso_utc
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+
+
+def shape_punch(r: Any) -> dict[str, Any]:
+    return {
+        "id": str(r.id), "device_id": r.device_id, "user": r.user, "person_id": r.person_id,
+        "time": iso_utc(r.time), "local_time": iso_local(r.time, r.utc_offset_min),
+        "direction": r.direction, "verify": r.verify, "source": r.source,
+        "status_code": r.status_code, "verify_code": r.verify_code, "workcode": r.workcode, "seq": r.seq,
+    }  # fmt: skip
+
+
+def shape_deadletter(r: Any) -> dict[str, Any]:
+    return {
+        "id": str(r.id), "time": iso_utc(r.time), "source": r.source, "device_id": r.device_id,
+        "topic": r.topic, "reason": r.reason, "detail": r.detail, "size": r.size,
+        "raw_b64": base64.b64encode(r.raw).decode(),
+    }  # fmt: skip
+
+
+@router.get("/attendance/punches", tags=["attendance"])
+def list_punches(
+    p: Page = Depends(page),
+    eng: Any = Depends(engine),
+    person: Annotated[str | None, Query(max_length=64)] = None,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    user: Annotated[str | None, Query(max_length=64, description="the id the device knows the person by")] = None,
+    since: Annotated[str | None, Query(max_length=64, description="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")] = None,
+) -> dict[str, Any]:
+    t = PunchRecord.__table__.c
+    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    if person is not None:
+        query = query.where(t.person_id == person)
+    if device_id is not None:
+        query = query.where(t.device_id == device_id)
+    if user is not None:
+        query = query.where(t.user == user)
+    if (start := query_time("since", since)) is not None:
+        query = query.where(t.time >= start)
+    if (end := query_time("until", until)) is not None:
+        query = query.where(t.time < end)
+    with eng.connect() as conn:
+        rows = conn.execute(query).all()
+    return paginated(rows, p.limit, shape_punch)
+
+
+@router.get("/deadletters", tags=["dead letters"])
+def list_deadletters(
+    p: Page = Depends(page),
+    eng: Any = Depends(engine),
+    reason: Annotated[str | None, Query(max_length=64)] = None,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    t = DeadLetter.__table__.c
+    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    if reason is not None:
+        query = query.where(t.reason == reason)
+    if device_id is not None:
+        query = query.where(t.device_id == device_id)
+    with eng.connect() as conn:
+        rows = conn.execute(query).all()
+    return paginated(rows, p.limit, shape_deadletter)

@@ -1,0 +1,124 @@
+"""The composition root: builds every part from the settings, starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from gateway import __version__
+from gateway.api import create_app
+from gateway.config import Settings
+from gateway.metrics import Metrics
+from gateway.pipeline import IngestQueue, Pipeline
+from gateway.registry import Registry
+from gateway.store.db import make_engine, upgrade
+from gateway.transports.embedded_broker import EmbeddedBroker
+from gateway.transports.mqtt import MqttTransport
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
+
+
+class _ApiServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The gateway owns SIGINT/SIGTERM and stops the API itself, in order.
+        yield
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    version: str = __version__
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.engine = make_engine(s.database.url.get_secret_value(), s.database.sqlite_synchronous)
+        self.registry = Registry(self.engine, s.site.timezone)
+        self.queue = IngestQueue(s.pipeline.queue_size, s.pipeline.batch_size)
+        self.pipeline = Pipeline(
+            self.engine, self.registry, self.queue, self.metrics,
+            batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload,
+        )  # fmt: skip
+        self.broker: EmbeddedBroker | None = None
+        self.mqtt: MqttTransport | None = None
+        self._api: _ApiServer | None = None
+        self._api_task: asyncio.Task[Any] | None = None
+        self.stopped = asyncio.Event()
+
+    def mqtt_connected(self) -> bool | None:
+        return self.mqtt.connected.is_set() if self.mqtt is not None else None
+
+    async def start(self) -> None:
+        s = self.settings
+        await asyncio.to_thread(upgrade, self.engine)
+        await asyncio.to_thread(self.registry.load)
+        self.pipeline.start()
+        if s.mqtt.embedded:
+            self.broker = EmbeddedBroker(s.mqtt.listen, self.queue, self.metrics)
+            await self.broker.start()
+        else:
+            self.mqtt = MqttTransport(s.mqtt, self.queue, self.metrics)
+            self.mqtt.start()
+        host, port = s.api.host_port()
+        config = uvicorn.Config(
+            create_app(self), host=host, port=port, lifespan="off", log_level="warning",
+            access_log=False, server_header=False,
+        )  # fmt: skip
+        self._api = _ApiServer(config)
+        self._api_task = asyncio.create_task(self._api.serve())
+        while not self._api.started:
+            if self._api_task.done():
+                self._api_task.result()  # raises why it could not start
+                raise RuntimeError(f"the API could not listen on {s.api.listen}")
+            await asyncio.sleep(0.02)
+        log.info("gateway ready: API on http://%s", s.api.listen)
+
+    async def stop(self) -> None:
+        """Stop intake, commit and acknowledge what is queued, then close everything."""
+        for transport in (self.broker, self.mqtt):
+            if transport is not None:
+                transport.pause()
+        await asyncio.to_thread(self.pipeline.stop, STOP_TIMEOUT - 1.0)
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), 1.0)
+        if self._api is not None:
+            self._api.should_exit = True
+            if self._api_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._api_task, 1.0)
+        self.engine.dispose()
+        self.stopped.set()
+
+    async def run_until_signal(self, seconds: float | None = None) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await asyncio.wait_for(stop.wait(), seconds) if seconds else await stop.wait()
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def run_loop(main: Any) -> Any:
+    """Run a coroutine on uvloop (the asyncio default loop where uvloop is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -1,0 +1,114 @@
+"""The `gateway` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gateway import config as config_mod
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Office hardware gateway.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file (default ./gateway.toml)")]
+
+
+def _fail(code: int, message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(path: Optional[Path]) -> config_mod.Settings:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        _fail(2, f"config {exc.key}: {exc.reason}")
+        raise  # unreachable
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("amqtt", "transitions", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def run(config: ConfigOpt = None) -> None:
+    """Run the gateway service until SIGTERM or Ctrl-C."""
+    settings = _settings(config)
+    if not settings.api.admin_token.get_secret_value():
+        _fail(2, "config api.admin_token: must be set for `gateway run` (or GATEWAY_API__ADMIN_TOKEN)")
+    _logging()
+    from gateway.app import Gateway, run_loop
+
+    async def main() -> None:
+        gateway = Gateway(settings)
+        await gateway.start()
+        try:
+            await gateway.run_until_signal()
+        finally:
+            await gateway.stop()
+
+    _run_or_explain(run_loop, main)
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    seconds: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
+    rate: Annotated[float, typer.Option(help="punches per second per simulated terminal")] = 2.0,
+) -> None:
+    """Run the gateway with an embedded broker and simulated devices."""
+    settings = _settings(config)
+    _logging()
+    from gateway.app import run_loop
+    from gateway.demo import run_demo
+
+    _run_or_explain(run_loop, lambda: run_demo(settings, seconds=seconds, rate=rate))
+
+
+def _run_or_explain(run_loop, main) -> None:  # noqa: ANN001
+    try:
+        run_loop(main())
+    except OSError as exc:
+        _fail(1, f"{exc.strerror or exc} (is another gateway or broker using the port?)")
+    except KeyboardInterrupt:
+        pass
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Apply schema migrations (also done at every start)."""
+    settings = _settings(config)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.store.db import make_engine, upgrade
+
+    try:
+        upgrade(make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous))
+    except SQLAlchemyError as exc:
+        _fail(1, f"database: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}")
+    typer.echo("database schema is up to date")
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the config and print the effective settings, secrets masked."""
+    settings = _settings(config)
+    typer.echo(json.dumps(config_mod.masked(settings), indent=2))
+    typer.echo("config ok", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

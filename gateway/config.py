@@ -1,0 +1,247 @@
+"""Settings: one TOML file, overridden per key by GATEWAY_<SECTION>__<KEY>."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("gateway.toml")
+
+
+class ConfigError(Exception):
+    """A bad config: names the key and says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _host_port(value: str, key: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return value
+
+
+class Site(Section):
+    id: str = "hq"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class Database(Section):
+    url: SecretStr = SecretStr("sqlite:///data/gateway.db")
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().split(":", 1)[0]
+        if not (scheme == "sqlite" or scheme.startswith("postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+class Mqtt(Section):
+    broker: str = "embedded"
+    listen: str = "127.0.0.1:1883"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    client_id: str = "gateway-hq"
+    tls_ca: str = ""
+    keepalive: int = Field(30, ge=5, le=3600)
+    session_expiry: int = Field(604800, ge=86400)
+    max_payload: int = Field(262144, ge=1024, le=16 * 1024 * 1024)
+    receive_maximum: int = Field(2000, ge=1, le=65535)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if value == "embedded":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError('expected "embedded", "mqtt://host:port" or "mqtts://host:port"')
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"bad port in {value!r}") from None
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value, "mqtt.listen")
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker == "embedded"
+
+    def endpoint(self) -> tuple[str, int, bool]:
+        """Where the gateway's own client connects: host, port, TLS."""
+        if self.embedded:
+            host, _, port = self.listen.rpartition(":")
+            return ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host), int(port), False
+        parts = urlsplit(self.broker)
+        tls = parts.scheme == "mqtts"
+        return parts.hostname or "localhost", parts.port or (8883 if tls else 1883), tls
+
+
+class Api(Section):
+    listen: str = "127.0.0.1:8080"
+    admin_token: SecretStr = SecretStr("")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value, "api.listen")
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class Jt808(Section):
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value, "jt808.listen") if value else value
+
+
+class Pipeline(Section):
+    batch_size: int = Field(2000, ge=1, le=100_000)
+    batch_ms: int = Field(20, ge=1, le=10_000)
+    queue_size: int = Field(20000, ge=10, le=10_000_000)
+
+
+class DingTalk(Section):
+    enabled: bool = False
+    base_url: str = "https://oapi.dingtalk.com"
+    app_key: str = ""
+    app_secret: SecretStr = SecretStr("")
+    rate: float = Field(20, gt=0, le=1000)
+    records: list[str] = ["punch"]
+
+
+class Webhook(Section):
+    enabled: bool = False
+    url: str = ""
+    secret: SecretStr = SecretStr("")
+    records: list[str] = ["visit", "trip"]
+
+
+class Uplink(Section):
+    dingtalk: DingTalk = DingTalk()
+    webhook: Webhook = Webhook()
+
+
+class SerialLine(Section):
+    port: str
+    protocol: Literal["osdp", "nmea", "attlog", "card-lines"]
+    baudrate: int = Field(115200, gt=0)
+    device_id: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    site: Site = Site()
+    database: Database = Database()
+    mqtt: Mqtt = Mqtt()
+    api: Api = Api()
+    jt808: Jt808 = Jt808()
+    pipeline: Pipeline = Pipeline()
+    uplink: Uplink = Uplink()
+    serial: list[SerialLine] = []
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, key by key.
+        return (env_settings, init_settings)
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Read the TOML file (missing default file = all defaults) and the environment."""
+    explicit = path is not None
+    file = Path(path) if path is not None else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(file), f"cannot read: {exc}") from None
+    elif explicit:
+        raise ConfigError(str(file), "file not found")
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        reason = first["msg"]
+        if first["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif "input" in first and not isinstance(first["input"], dict) and "secret" not in key:
+            reason = f"{reason} (got {first['input']!r})"
+        raise ConfigError(key, reason) from None
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings for display: secrets shown as ******** when set."""
+    plain = settings.model_dump(mode="json")
+
+    def walk(node: Any, model: Any) -> Any:
+        if isinstance(model, BaseModel):
+            out = {}
+            for name, value in node.items():
+                attr = getattr(model, name)
+                if isinstance(attr, SecretStr):
+                    secret = attr.get_secret_value()
+                    out[name] = _mask_url(secret) if name == "url" else ("********" if secret else "")
+                else:
+                    out[name] = walk(value, attr)
+            return out
+        if isinstance(model, list):
+            return [walk(n, m) for n, m in zip(node, model)]
+        return node
+
+    return walk(plain, settings)
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":********@", 1)
+    return url

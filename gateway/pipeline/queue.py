@@ -1,0 +1,101 @@
+"""The bounded hand-off between transports (any thread) and the store writer.
+
+Producers block (or are told "full") when it is at capacity: backpressure
+reaches the device or the broker instead of memory growing without bound.
+The writer takes whole batches; producers wake it only when the queue turns
+non-empty or a batch fills, not on every message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Protocol
+
+
+class Acker(Protocol):
+    def ack(self, tokens: list[Any]) -> None:
+        """Tell the sender these inputs are durable. Called after the commit."""
+
+
+class Inbound:
+    """One input as a transport received it."""
+
+    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token")
+
+    def __init__(
+        self,
+        transport: str,
+        topic: str,
+        payload: bytes,
+        device_id: str | None = None,
+        acker: Acker | None = None,
+        token: Any = None,
+    ) -> None:
+        self.transport = transport
+        self.topic = topic
+        self.payload = payload
+        self.device_id = device_id
+        self.acker = acker
+        self.token = token
+
+
+class IngestQueue:
+    def __init__(self, capacity: int, batch_size: int) -> None:
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self._items: deque[Inbound] = deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Inbound, timeout: float | None = None) -> bool:
+        """Enqueue, waiting while full. False if it timed out or the queue closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while len(self._items) >= self.capacity and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._not_full.wait(remaining if remaining is not None else 0.5)
+            if self._closed:
+                return False
+            self._items.append(item)
+            size = len(self._items)
+            if size == 1 or size == self.batch_size:
+                self._not_empty.notify()
+            return True
+
+    def put_nowait(self, item: Inbound) -> bool:
+        return self.put(item, timeout=0)
+
+    def take(self, max_wait: float, idle: float = 0.2) -> list[Inbound]:
+        """Up to batch_size items: waits up to `idle` for the first, then up to
+        `max_wait` for the batch to fill. Empty list on idle timeout or close."""
+        with self._lock:
+            if not self._items and not self._closed:
+                self._not_empty.wait(idle)
+            if not self._items:
+                return []
+            if len(self._items) < self.batch_size and not self._closed:
+                self._not_empty.wait(max_wait)
+            count = min(self.batch_size, len(self._items))
+            batch = [self._items.popleft() for _ in range(count)]
+            self._not_full.notify_all()
+            return batch
+
+    def close(self) -> None:
+        """Refuse new items; wake everyone. Items already queued can still be taken."""
+        with self._lock:
+            self._closed = True
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed

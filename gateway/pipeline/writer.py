@@ -1,0 +1,258 @@
+"""The store writer: decode a batch, commit it in one transaction, then acknowledge.
+
+Runs on its own thread (SQLite has one writer; the event loop stays free).
+Nothing is acknowledged before its commit. A batch whose commit fails for an
+operational reason (disk, lock, lost PostgreSQL connection) is retried with
+backoff while the queue fills and pushes back on the transports; a batch that
+fails because of one bad row is split so that row is dead-lettered alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy import Engine, Table, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from gateway.backoff import Backoff
+from gateway.devices.errors import DecodeError
+from gateway.events import idempotency_key
+from gateway.metrics import Metrics
+from gateway.pipeline.queue import Inbound, IngestQueue
+from gateway.pipeline.rows import DECODERS, KIND, route_topic, to_row
+from gateway.registry import Registry
+from gateway.store.models import (
+    AccessRecord, CommandResultRecord, DeadLetter, Device, FixRecord, Journal, PunchRecord, StatusRecord,
+)  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+TABLES: dict[str, Table] = {
+    "punch": PunchRecord.__table__, "access": AccessRecord.__table__, "fix": FixRecord.__table__,
+    "status": StatusRecord.__table__, "command_result": CommandResultRecord.__table__,
+}  # fmt: skip
+DEAD_RAW_LIMIT = 64 * 1024  # what a dead letter keeps of an oversized input
+
+
+@dataclass
+class Batch:
+    """One batch, decoded and ready to write."""
+
+    now_ms: int
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    seen: dict[str, list[int]] = field(default_factory=dict)  # device -> [events, errors]
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> newest status
+    items: list[Inbound] = field(default_factory=list)
+
+    def dead_letter(self, item: Inbound, device_id: str | None, reason: str, detail: str, raw: bytes) -> None:
+        self.dead.append({
+            "time": self.now_ms, "source": item.transport, "device_id": device_id, "topic": item.topic[:256],
+            "reason": reason, "detail": detail[:1000], "size": len(raw), "raw": raw[:DEAD_RAW_LIMIT],
+        })  # fmt: skip
+        if device_id is not None and device_id in self.seen:
+            self.seen[device_id][1] += 1
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: Registry,
+        queue: IngestQueue,
+        metrics: Metrics,
+        *,
+        batch_ms: int = 20,
+        max_payload: int = 262144,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.queue = queue
+        self.metrics = metrics
+        self.batch_wait = batch_ms / 1000
+        self.max_payload = max_payload
+        self.on_commit: list[Callable[[Batch], None]] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_new = {name: insert(t).on_conflict_do_nothing(index_elements=["key"]) for name, t in TABLES.items()}
+        self._insert_journal = insert(Journal.__table__).on_conflict_do_nothing(index_elements=["key"])
+        self._insert_dead = DeadLetter.__table__.insert()
+        dev = Device.__table__
+        self._update_seen = (
+            update(dev)
+            .where(dev.c.id == bindparam("dev"))
+            .values(
+                last_seen=bindparam("t"),
+                events_total=dev.c.events_total + bindparam("n"),
+                errors_total=dev.c.errors_total + bindparam("e"),
+            )
+        )
+        self._update_status = (
+            update(dev).where(dev.c.id == bindparam("dev")).values(online=bindparam("on"), firmware=bindparam("fw"))
+        )
+
+    # -- thread ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 4.0) -> None:
+        """Refuse new input, write and acknowledge what is queued, then stop."""
+        self.queue.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("store writer did not finish in %.1fs; unacknowledged input will be resent", timeout)
+                self._stop.set()
+                self._thread.join(1.0)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            items = self.queue.take(self.batch_wait)
+            self.metrics.queue_depth.set(len(self.queue))
+            if items:
+                self.process(items)
+            elif self.queue.closed and not len(self.queue):
+                return
+
+    # -- one batch -----------------------------------------------------------
+
+    def process(self, items: list[Inbound]) -> None:
+        start = time.perf_counter()
+        batch = self.prepare(items)
+        if not self._commit_with_retry(batch):
+            return  # stopping: unacknowledged input will be resent by its sender
+        self.metrics.commit_seconds.observe(time.perf_counter() - start)
+        self.metrics.batch_size.observe(len(items))
+        self._acknowledge(items)
+        for callback in self.on_commit:
+            try:
+                callback(batch)
+            except Exception:  # a listener must never stop the writer
+                log.exception("on_commit listener failed")
+
+    def prepare(self, items: list[Inbound]) -> Batch:
+        now = datetime.now(timezone.utc)
+        batch = Batch(now_ms=int(now.timestamp() * 1000), items=items)
+        received: dict[str, int] = defaultdict(int)
+        for item in items:
+            received[item.transport] += 1
+            self._decode_one(item, now, batch)
+        for transport, n in received.items():
+            self.metrics.received.labels(transport).inc(n)
+        return batch
+
+    def _decode_one(self, item: Inbound, now: datetime, batch: Batch) -> None:
+        payload = item.payload
+        device_id, channel = route_topic(item.topic)
+        if item.device_id is not None:
+            device_id = item.device_id
+        if channel is None:
+            batch.dead_letter(item, device_id, "unknown_topic", f"no decoder for topic {item.topic[:200]!r}", payload)
+            return
+        device = self.registry.get(device_id)
+        if device is None:
+            batch.dead_letter(item, None, "unknown_device", f"device {device_id[:64]!r} is not registered", payload)
+            return
+        counts = batch.seen.setdefault(device.id, [0, 0])
+        if len(payload) > self.max_payload:
+            batch.dead_letter(item, device.id, "too_large", f"{len(payload)} bytes > {self.max_payload}", payload)
+            return
+        try:
+            decoded = DECODERS[channel](payload, device, now)
+        except DecodeError as exc:
+            batch.dead_letter(item, device.id, exc.reason, exc.detail, exc.raw or payload)
+            return
+        raw_ref = idempotency_key(item.transport, item.topic, payload)
+        batch.journal.append({
+            "key": raw_ref, "received_at": batch.now_ms, "transport": item.transport,
+            "device_id": device.id, "topic": item.topic[:256], "raw": payload,
+        })  # fmt: skip
+        for event in decoded.events:
+            kind = KIND[type(event)]
+            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms))
+            if kind == "status":
+                batch.status[device.id] = {"dev": device.id, "on": event.online, "fw": event.detail.get("firmware")}
+        counts[0] += len(decoded.events)
+        for reject in decoded.rejects:
+            batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
+
+    def _commit_with_retry(self, batch: Batch) -> bool:
+        backoff = Backoff(initial=0.05, maximum=5.0)
+        while True:
+            try:
+                self._write(batch)
+                return True
+            except OperationalError as exc:
+                self.metrics.store_errors.inc()
+                if self._stop.is_set():
+                    return False
+                log.warning("store unavailable (%s); retrying the batch", exc.orig)
+                time.sleep(backoff.next())
+            except (DBAPIError, SQLAlchemyError) as exc:
+                # One bad row spoils the whole transaction: write the items one by one.
+                log.warning("batch rejected by the store (%s); isolating the bad input", exc)
+                self._write_one_by_one(batch)
+                return True
+
+    def _write_one_by_one(self, batch: Batch) -> None:
+        for item in batch.items:
+            single = self.prepare([item])
+            try:
+                self._write(single)
+            except OperationalError:
+                raise
+            except (DBAPIError, SQLAlchemyError) as exc:
+                failed = Batch(now_ms=single.now_ms, items=[item])
+                failed.dead_letter(item, item.device_id, "store_rejected", str(exc.__cause__ or exc), item.payload)
+                self._write(failed)
+
+    def _write(self, batch: Batch) -> None:
+        stored: dict[str, int] = {}
+        duplicates = 0
+        with self.engine.begin() as conn:
+            if batch.journal:
+                conn.execute(self._insert_journal, batch.journal)
+            for kind, rows in batch.records.items():
+                if rows:
+                    inserted = conn.execute(self._insert_new[kind], rows).rowcount
+                    stored[kind] = inserted
+                    duplicates += len(rows) - inserted
+            if batch.dead:
+                conn.execute(self._insert_dead, batch.dead)
+            if batch.seen:
+                params = [{"dev": d, "t": batch.now_ms, "n": c[0], "e": c[1]} for d, c in batch.seen.items()]
+                conn.execute(self._update_seen, params)
+            if batch.status:
+                conn.execute(self._update_status, list(batch.status.values()))
+        for kind, n in stored.items():
+            self.metrics.stored.labels(kind).inc(n)
+        if duplicates:
+            self.metrics.duplicates.inc(duplicates)
+        for row in batch.dead:
+            self.metrics.deadletters.labels(row["reason"]).inc()
+
+    def _acknowledge(self, items: list[Inbound]) -> None:
+        groups: dict[Any, list[Any]] = defaultdict(list)
+        for item in items:
+            if item.acker is not None:
+                groups[item.acker].append(item.token)
+        for acker, tokens in groups.items():
+            try:
+                acker.ack(tokens)
+            except Exception:
+                log.exception("acknowledging %d inputs failed; their senders will resend", len(tokens))

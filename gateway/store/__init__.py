@@ -1,0 +1,1 @@
+"""Durable storage: SQLModel tables, Alembic migrations, the batched writer."""

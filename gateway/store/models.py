@@ -1,0 +1,159 @@
+"""Tables. Times are UTC epoch milliseconds (BIGINT): portable, sortable, no zone ambiguity.
+
+Every record has a unique `key` (the idempotency key of what the device sent)
+so a resend is stored once, and `raw_ref`, the key of the journal row that
+carried it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+
+def _ms(**kw: Any) -> Any:
+    return Field(sa_column=Column(BigInteger, nullable=kw.pop("nullable", False), **kw))
+
+
+class Device(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    protocol: str = Field(max_length=16)
+    name: str = Field(default="", max_length=200)
+    site: str = Field(default="", max_length=64)
+    timezone: str = Field(default="", max_length=64)
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: int = _ms()
+    updated_at: int = _ms()
+    online: Optional[bool] = Field(default=None)
+    last_seen: Optional[int] = _ms(nullable=True)
+    firmware: Optional[str] = Field(default=None, max_length=100)
+    events_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    errors_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # Salted hash of the device's MQTT password; the secret itself is shown once, at creation.
+    credential_hash: Optional[str] = Field(default=None, max_length=200)
+
+
+class Journal(SQLModel, table=True):
+    """Every accepted input message, as received."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    received_at: int = _ms()
+    transport: str = Field(max_length=16)
+    device_id: Optional[str] = Field(default=None, max_length=64)
+    topic: str = Field(default="", max_length=256)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letter"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    time: int = _ms()
+    source: str = Field(max_length=16)
+    device_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    topic: str = Field(default="", max_length=256)
+    reason: str = Field(max_length=64, index=True)
+    detail: str = Field(default="", max_length=1000)
+    size: int = Field(default=0)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PunchRecord(SQLModel, table=True):
+    __tablename__ = "punch"
+    __table_args__ = (Index("ix_punch_device_time", "device_id", "time"), Index("ix_punch_user_time", "user", "time"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    device_id: str = Field(max_length=64)
+    user: str = Field(max_length=64)
+    person_id: Optional[str] = Field(default=None, max_length=64)
+    time: int = _ms()
+    utc_offset_min: int
+    direction: str = Field(max_length=8)
+    verify: str = Field(max_length=40)
+    status_code: Optional[int] = None
+    verify_code: Optional[int] = None
+    workcode: Optional[str] = Field(default=None, max_length=32)
+    seq: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    source: str = Field(max_length=16)
+    raw_ref: str = Field(max_length=32)
+    stored_at: int = _ms()
+
+
+class AccessRecord(SQLModel, table=True):
+    __tablename__ = "access_event"
+    __table_args__ = (Index("ix_access_door_time", "door", "time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    device_id: str = Field(max_length=64, index=True)
+    door: str = Field(max_length=64)
+    time: int = _ms()
+    utc_offset_min: int
+    credential_kind: str = Field(max_length=8)
+    credential_value: str = Field(max_length=128)
+    credential_bits: Optional[int] = None
+    person_id: Optional[str] = Field(default=None, max_length=64)
+    visitor_id: Optional[str] = Field(default=None, max_length=64)
+    decision: str = Field(max_length=8)
+    reason: str = Field(max_length=32)
+    direction: str = Field(max_length=8)
+    source: str = Field(max_length=16)
+    raw_ref: str = Field(max_length=32)
+    stored_at: int = _ms()
+
+
+class FixRecord(SQLModel, table=True):
+    __tablename__ = "fix"
+    __table_args__ = (Index("ix_fix_device_time", "device_id", "time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    device_id: str = Field(max_length=64)
+    vehicle_id: Optional[str] = Field(default=None, max_length=64)
+    time: int = _ms()
+    utc_offset_min: int
+    lat: float
+    lon: float
+    speed_kmh: Optional[float] = None
+    heading: Optional[float] = None
+    alt: Optional[float] = None
+    sats: Optional[int] = None
+    ignition: Optional[bool] = None
+    valid: bool = True
+    flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    odometer_km: Optional[float] = None
+    source: str = Field(max_length=16)
+    raw_ref: str = Field(max_length=32)
+    stored_at: int = _ms()
+
+
+class StatusRecord(SQLModel, table=True):
+    __tablename__ = "device_status"
+    __table_args__ = (Index("ix_status_device_time", "device_id", "time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    device_id: str = Field(max_length=64)
+    time: int = _ms()
+    online: Optional[bool] = None
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    raw_ref: str = Field(max_length=32)
+    stored_at: int = _ms()
+
+
+class CommandResultRecord(SQLModel, table=True):
+    __tablename__ = "command_result"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    device_id: str = Field(max_length=64, index=True)
+    command_id: str = Field(max_length=64, index=True)
+    ok: bool
+    detail: str = Field(default="", max_length=2000)
+    time: int = _ms()
+    raw_ref: str = Field(max_length=32)

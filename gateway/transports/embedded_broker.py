@@ -1,0 +1,110 @@
+"""The zero-setup broker inside the gateway process (amqtt).
+
+amqtt does not deliver a persistent session's queued QoS 1 messages after a
+reconnect, so the gateway does not subscribe to it like a client. Instead the
+broker's PUBLISH handling hands device messages straight to the ingest queue
+and sends the device's PUBACK only after the store writer committed them.
+A gateway killed in the middle leaves the unacknowledged messages with the
+device, which resends them when it reconnects. A device's will (sent when it
+drops off without DISCONNECT) is ingested the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import amqtt.broker as amqtt_broker
+from amqtt.broker import Broker
+from amqtt.mqtt.disconnect import DisconnectPacket
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+
+from gateway.metrics import Metrics
+from gateway.pipeline.queue import Inbound, IngestQueue
+
+log = logging.getLogger(__name__)
+
+
+def _is_device_input(topic: str | None) -> bool:
+    return bool(topic) and topic.startswith("devices/") and not topic.endswith("/commands")
+
+
+class _IngestingHandler(BrokerProtocolHandler):
+    async def handle_publish(self, publish_packet: Any) -> None:
+        broker = self.plugins_manager.context._broker_instance
+        ingest = getattr(broker, "gateway_ingest", None)
+        topic, data = publish_packet.topic_name, publish_packet.data
+        if ingest is not None and _is_device_input(topic) and data is not None:
+            if not await ingest(topic, bytes(data), publish_packet.qos):
+                return  # not committed (shutting down): no PUBACK, the device resends
+        await super().handle_publish(publish_packet)
+
+
+class _GatewayBroker(Broker):
+    gateway_ingest: Any = None
+
+    async def _handle_disconnect(self, client_session: Any, handler: Any, disconnect_waiter: Any) -> None:
+        try:
+            abnormal = not isinstance(disconnect_waiter.result(), DisconnectPacket)
+        except Exception:
+            abnormal = True
+        topic = client_session.will_topic
+        if abnormal and client_session.will_flag and _is_device_input(topic) and self.gateway_ingest:
+            await self.gateway_ingest(topic, bytes(client_session.will_message or b""), 0)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+
+# amqtt builds its connection handlers by this module-level name.
+amqtt_broker.BrokerProtocolHandler = _IngestingHandler
+
+
+class EmbeddedBroker:
+    def __init__(self, listen: str, queue: IngestQueue, metrics: Metrics) -> None:
+        self.listen = listen
+        self.queue = queue
+        self.metrics = metrics
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: _GatewayBroker | None = None
+        self._accepting = True
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": self.listen}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._broker = _GatewayBroker(config)
+        self._broker.gateway_ingest = self.ingest
+        await self._broker.start()
+        log.info("embedded MQTT broker listening on %s", self.listen)
+
+    def pause(self) -> None:
+        self._accepting = False
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+
+    async def ingest(self, topic: str, payload: bytes, qos: int) -> bool:
+        """Queue a device message; for QoS 1, return once it is committed."""
+        if not self._accepting:
+            return False
+        assert self._loop is not None
+        future = self._loop.create_future() if qos else None
+        item = Inbound("mqtt", topic, payload, None, self if future else None, future)
+        if not self.queue.put_nowait(item):
+            if self.queue.closed or not await asyncio.to_thread(self.queue.put, item):
+                return False
+        return await future if future is not None else True
+
+    def ack(self, tokens: list[Any]) -> None:
+        """Called by the store writer after the commit: release the PUBACKs."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve, tokens)
+
+
+def _resolve(futures: list[asyncio.Future[bool]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(True)
