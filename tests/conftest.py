@@ -1,0 +1,194 @@
+"""Real parts for the tests: a mosquitto broker and the gateway as its own process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Mosquitto:
+    """A real mosquitto on a loopback port, with persistence so a restart keeps queued messages."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if binary is None:
+            pytest.fail("mosquitto is not installed (apt-get install mosquitto); these tests need a real broker")
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(textwrap.dedent(f"""\
+            listener {self.port} 127.0.0.1
+            allow_anonymous true
+            persistence true
+            persistence_location {workdir}/
+            autosave_interval 1
+            max_queued_messages 1000000
+            max_queued_bytes 0
+            max_inflight_messages 4000
+            log_dest file {workdir}/mosquitto.log
+            """))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _port_open(self.port), 10, what="mosquitto to listen")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
+            self.proc.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    broker = Mosquitto(broker_dir)
+    yield broker
+    broker.stop()
+
+
+class GatewayProcess:
+    """`python -m gateway run` in its own process, driven through its config, MQTT and HTTP."""
+
+    def __init__(self, workdir: Path, broker: str, extra: str = "") -> None:
+        self.workdir = workdir
+        self.api_port = free_port()
+        self.mqtt_port = free_port()
+        self.config = workdir / "gateway.toml"
+        self.config.write_text(textwrap.dedent(f"""\
+            [site]
+            timezone = "Asia/Shanghai"
+            [database]
+            url = "sqlite:///{workdir}/gateway.db"
+            [mqtt]
+            broker = "{broker}"
+            listen = "127.0.0.1:{self.mqtt_port}"
+            client_id = "gateway-test"
+            [api]
+            listen = "127.0.0.1:{self.api_port}"
+            admin_token = "{TOKEN}"
+            """) + extra)
+        self.log = workdir / "gateway.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+    def start(self, timeout: float = 30) -> GatewayProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)], cwd=self.workdir, env=env,
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(self._ready, timeout, 0.1, what=f"gateway /healthz (log: {self.log})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"gateway exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 10) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def register(self, device_id: str, protocol: str = "mqtt-json", kind: str = "attendance", **extra: Any) -> dict:
+        response = self.http.post("/api/v1/devices", json={"id": device_id, "kind": kind, "protocol": protocol, **extra})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def all_items(self, path: str, **params: Any) -> list[dict]:
+        items, cursor = [], None
+        while True:
+            query = {"limit": 1000, **params, **({"cursor": cursor} if cursor else {})}
+            body = self.http.get(path, params=query).raise_for_status().json()
+            items += body["items"]
+            cursor = body["next"]
+            if not cursor:
+                return items
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = self.http.get("/metrics").text
+        want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(want + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.http.close()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[GatewayProcess] = []
+
+    def make(broker: str, extra: str = "") -> GatewayProcess:
+        workdir = tmp_path / f"gw{len(made)}"
+        workdir.mkdir()
+        gw = GatewayProcess(workdir, broker, extra)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        gw.close()
+
+
+@pytest.fixture
+def gateway(mosquitto: Mosquitto, gateway_factory: Any) -> GatewayProcess:
+    return gateway_factory(mosquitto.url).start()
