@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -43,7 +44,11 @@ def _port_open(port: int) -> bool:
 
 
 class Mosquitto:
-    """A real mosquitto on a loopback port, with persistence so a restart keeps queued messages."""
+    """A real mosquitto on a loopback port, with persistence so a restart keeps queued messages.
+
+    `user` is the test's own: started as root, mosquitto would otherwise switch
+    to the `mosquitto` user and fail to write its persistence file here.
+    """
 
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
@@ -55,6 +60,7 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(textwrap.dedent(f"""\
             listener {self.port} 127.0.0.1
+            user {getpass.getuser()}
             allow_anonymous true
             persistence true
             persistence_location {workdir}/
