@@ -142,15 +142,19 @@ def make_session(cls: type, port: int, cid: str) -> None:
 
 
 def publish(port: int, payloads: list[bytes], timeout: float) -> None:
-    """QoS 1, up to 1000 in flight; returns when the broker acknowledged every one."""
+    """QoS 1 with 1000 in flight; returns when the broker acknowledged every one.
+
+    The window is ours, not paho's: paho's own limit rescans every queued message on each
+    PUBACK, and its 16-bit message ids cannot tell apart more than 65535 queued messages."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}", protocol=mqtt.MQTTv5)
-    c.max_inflight_messages_set(1000)
+    c.max_inflight_messages_set(0)  # unlimited in paho: the semaphore below keeps it at 1000
     c.max_queued_messages_set(0)
-    connected, done, acks, failed = threading.Event(), threading.Event(), [0], [0]
+    connected, done, window, acks, failed = threading.Event(), threading.Event(), threading.Semaphore(1000), [0], [0]
 
     def on_publish(cl, u, mid, rc, props):
         acks[0] += 1
         failed[0] += rc.is_failure
+        window.release()
         if acks[0] == len(payloads):
             done.set()
 
@@ -162,7 +166,8 @@ def publish(port: int, payloads: list[bytes], timeout: float) -> None:
         if not connected.wait(10):
             raise RuntimeError("publisher: no CONNACK")
         for p in payloads:
-            c.publish(TOPIC, p, qos=1)
+            if not window.acquire(timeout=STALL_S) or c.publish(TOPIC, p, qos=1).rc != mqtt.MQTT_ERR_SUCCESS:
+                raise RuntimeError(f"publisher stuck after {acks[0]}/{len(payloads)} acknowledged")
         if not done.wait(timeout) or failed[0]:
             raise RuntimeError(f"publisher: {acks[0]}/{len(payloads)} acknowledged, {failed[0]} refused")
     finally:
@@ -341,4 +346,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; brokers, gateways and temp dirs removed", file=sys.stderr)
+        sys.exit(130)

@@ -94,10 +94,19 @@ class MqttTransport:
             await asyncio.sleep(1.0)
             thread = getattr(self.client, "_thread", None)
             if not self._stopping and (thread is None or not thread.is_alive()):
-                log.error("MQTT network loop died; restarting it")
+                log.error("MQTT network loop died; reconnecting and restarting it")
                 self.metrics.mqtt_loop_restarts.inc()
-                self.client._thread = None
-                self.client.loop_start()
+                await asyncio.to_thread(self._restore_loop)
+
+    def _restore_loop(self) -> None:
+        # The dead loop may have left a half-read packet: start from a fresh
+        # connection. The persistent session redelivers whatever was not acked.
+        self.client._thread = None
+        try:
+            self.client.reconnect()
+        except OSError as exc:
+            log.warning("reconnect failed (%s); the network loop keeps trying", exc)
+        self.client.loop_start()
 
     # -- paho callbacks (network thread) --------------------------------------
 
