@@ -48,6 +48,8 @@ def _line(line: str, device_id: str, tz: tzinfo, source: str, verify_map: Mappin
     pin = fields[0].strip()
     if not pin:
         raise _Reject("missing_field", "empty PIN")
+    if len(pin) > 64:
+        raise _Reject("bad_value", "PIN is longer than 64 characters")
 
     text = fields[1]
     m = _TIME.fullmatch(text)

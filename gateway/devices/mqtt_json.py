@@ -100,17 +100,21 @@ def _number(obj: dict, name: str, low: float | None, high: float | None, require
     return float(value)
 
 
+def _identifier(value: object, name: str, max_len: int) -> str:
+    """A required id-like field: a non-empty string (an integer is taken as its digits)."""
+    if type(value) is int:
+        value = str(value)
+    elif value is None or value == "":
+        raise _missing(name)
+    elif type(value) is not str:
+        raise _bad(name, value, "a string or an integer")
+    if len(value) > max_len:
+        raise _Reject("out_of_range", f"{name} is longer than {max_len} characters")
+    return value
+
+
 def _punch(obj: dict, device_id: str, tz: tzinfo) -> Punch:
-    user = obj.get("user")
-    if type(user) is str:
-        if not user:
-            raise _missing("user")
-    elif type(user) is int:
-        user = str(user)
-    elif user is None:
-        raise _missing("user")
-    else:
-        raise _bad("user", user, "a string or an integer")
+    user = _identifier(obj.get("user"), "user", 64)
 
     verify = obj.get("verify")
     if verify is None:
@@ -144,6 +148,8 @@ def _access(obj: dict, device_id: str, tz: tzinfo) -> AccessEvent:
         raise _missing("door")
     if type(door) is not str:
         raise _bad("door", door, "a string")
+    if len(door) > 64:
+        raise _Reject("out_of_range", "door is longer than 64 characters")
 
     cred = obj.get("credential")
     if cred is None:
@@ -155,16 +161,7 @@ def _access(obj: dict, device_id: str, tz: tzinfo) -> AccessEvent:
         raise _missing("credential.kind")
     if type(kind) is not str or kind not in CREDENTIAL_KINDS:
         raise _bad("credential.kind", kind, "card, pin or qr")
-    value = cred.get("value")
-    if type(value) is str:
-        if not value:
-            raise _missing("credential.value")
-    elif type(value) is int:
-        value = str(value)
-    elif value is None:
-        raise _missing("credential.value")
-    else:
-        raise _bad("credential.value", value, "a string or an integer")
+    value = _identifier(cred.get("value"), "credential.value", 128)
     bits = cred.get("bits")
     if bits is not None:
         if type(bits) is not int:
