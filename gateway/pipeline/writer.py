@@ -17,27 +17,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from sqlalchemy import Engine, Table, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
-from gateway.events import idempotency_key
 from gateway.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
-from gateway.pipeline.rows import DECODERS, KIND, route_topic, to_row
+from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route_topic, to_row
 from gateway.registry import Registry
-from gateway.store.models import (
-    AccessRecord, CommandResultRecord, DeadLetter, Device, FixRecord, Journal, PunchRecord, StatusRecord,
-)  # fmt: skip
+from gateway.store import journal
+from gateway.store.models import DeadLetter, Device, Journal
 
 log = logging.getLogger(__name__)
 
-TABLES: dict[str, Table] = {
-    "punch": PunchRecord.__table__, "access": AccessRecord.__table__, "fix": FixRecord.__table__,
-    "status": StatusRecord.__table__, "command_result": CommandResultRecord.__table__,
-}  # fmt: skip
 DEAD_RAW_LIMIT = 64 * 1024  # what a dead letter keeps of an oversized input
 
 
@@ -46,8 +39,9 @@ class Batch:
     """One batch, decoded and ready to write."""
 
     now_ms: int
-    journal: list[dict[str, Any]] = field(default_factory=list)
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    segments: dict[str, int] = field(default_factory=dict)  # transport -> journal segment id
+    journal: dict[str, list[tuple[str, bytes]]] = field(default_factory=lambda: defaultdict(list))
+    records: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
     dead: list[dict[str, Any]] = field(default_factory=list)
     seen: dict[str, list[int]] = field(default_factory=dict)  # device -> [events, errors]
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> newest status
@@ -82,9 +76,9 @@ class Pipeline:
         self.on_commit: list[Callable[[Batch], None]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert_new = {name: insert(t).on_conflict_do_nothing(index_elements=["key"]) for name, t in TABLES.items()}
-        self._insert_journal = insert(Journal.__table__).on_conflict_do_nothing(index_elements=["key"])
+        self._next_segment: int | None = None
+        self._insert_new = {kind: _insert_or_ignore(engine, TABLE[kind], cols) for kind, cols in COLUMNS.items()}
+        self._insert_journal = Journal.__table__.insert()
         self._insert_dead = DeadLetter.__table__.insert()
         dev = Device.__table__
         self._update_seen = (
@@ -177,11 +171,12 @@ class Pipeline:
         except DecodeError as exc:
             batch.dead_letter(item, device.id, exc.reason, exc.detail, exc.raw or payload)
             return
-        raw_ref = idempotency_key(item.transport, item.topic, payload)
-        batch.journal.append({
-            "key": raw_ref, "received_at": batch.now_ms, "transport": item.transport,
-            "device_id": device.id, "topic": item.topic[:256], "raw": payload,
-        })  # fmt: skip
+        segment = batch.segments.get(item.transport)
+        if segment is None:
+            segment = batch.segments[item.transport] = self._allocate_segment()
+        accepted = batch.journal[item.transport]
+        raw_ref = f"{segment}/{len(accepted)}"
+        accepted.append((item.topic, payload))
         for event in decoded.events:
             kind = KIND[type(event)]
             batch.records[kind].append(to_row(event, raw_ref, batch.now_ms))
@@ -190,6 +185,14 @@ class Pipeline:
         counts[0] += len(decoded.events)
         for reject in decoded.rejects:
             batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
+
+    def _allocate_segment(self) -> int:
+        # This thread is the journal's only writer, so ids can be handed out here.
+        if self._next_segment is None:
+            with self.engine.connect() as conn:
+                self._next_segment = (conn.execute(select(func.max(Journal.id))).scalar() or 0) + 1
+        segment, self._next_segment = self._next_segment, self._next_segment + 1
+        return segment
 
     def _commit_with_retry(self, batch: Batch) -> bool:
         backoff = Backoff(initial=0.05, maximum=5.0)
@@ -226,10 +229,14 @@ class Pipeline:
         duplicates = 0
         with self.engine.begin() as conn:
             if batch.journal:
-                conn.execute(self._insert_journal, batch.journal)
+                conn.execute(self._insert_journal, [
+                    {"id": batch.segments[transport], "received_at": batch.now_ms, "transport": transport,
+                     "count": len(messages), "data": journal.pack(messages)}
+                    for transport, messages in batch.journal.items()
+                ])  # fmt: skip
             for kind, rows in batch.records.items():
                 if rows:
-                    inserted = conn.execute(self._insert_new[kind], rows).rowcount
+                    inserted = conn.exec_driver_sql(self._insert_new[kind], rows).rowcount
                     stored[kind] = inserted
                     duplicates += len(rows) - inserted
             if batch.dead:
@@ -256,3 +263,12 @@ class Pipeline:
                 acker.ack(tokens)
             except Exception:
                 log.exception("acknowledging %d inputs failed; their senders will resend", len(tokens))
+
+
+def _insert_or_ignore(engine: Engine, table: str, columns: tuple[str, ...]) -> str:
+    """Plain SQL for executemany with tuples; a row whose key exists is skipped (a resend)."""
+    quote = engine.dialect.identifier_preparer.quote
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join(mark for _ in columns)
+    return f"INSERT INTO {quote(table)} ({names}) VALUES ({marks}) ON CONFLICT ({quote('key')}) DO NOTHING"

@@ -1,8 +1,8 @@
 """Tables. Times are UTC epoch milliseconds (BIGINT): portable, sortable, no zone ambiguity.
 
 Every record has a unique `key` (the idempotency key of what the device sent)
-so a resend is stored once, and `raw_ref`, the key of the journal row that
-carried it.
+so a resend is stored once, and `raw_ref`, "<journal segment>/<index>" of the
+input that carried it.
 """
 
 from __future__ import annotations
@@ -37,15 +37,13 @@ class Device(SQLModel, table=True):
 
 
 class Journal(SQLModel, table=True):
-    """Every accepted input message, as received."""
+    """Every accepted input, as received: one segment per committed batch (see store/journal.py)."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
     received_at: int = _ms()
     transport: str = Field(max_length=16)
-    device_id: Optional[str] = Field(default=None, max_length=64)
-    topic: str = Field(default="", max_length=256)
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    count: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class DeadLetter(SQLModel, table=True):
@@ -80,7 +78,7 @@ class PunchRecord(SQLModel, table=True):
     workcode: Optional[str] = Field(default=None, max_length=32)
     seq: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     source: str = Field(max_length=16)
-    raw_ref: str = Field(max_length=32)
+    raw_ref: str = Field(max_length=40)
     stored_at: int = _ms()
 
 
@@ -103,7 +101,7 @@ class AccessRecord(SQLModel, table=True):
     reason: str = Field(max_length=32)
     direction: str = Field(max_length=8)
     source: str = Field(max_length=16)
-    raw_ref: str = Field(max_length=32)
+    raw_ref: str = Field(max_length=40)
     stored_at: int = _ms()
 
 
@@ -128,7 +126,7 @@ class FixRecord(SQLModel, table=True):
     flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     odometer_km: Optional[float] = None
     source: str = Field(max_length=16)
-    raw_ref: str = Field(max_length=32)
+    raw_ref: str = Field(max_length=40)
     stored_at: int = _ms()
 
 
@@ -142,7 +140,7 @@ class StatusRecord(SQLModel, table=True):
     time: int = _ms()
     online: Optional[bool] = None
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    raw_ref: str = Field(max_length=32)
+    raw_ref: str = Field(max_length=40)
     stored_at: int = _ms()
 
 
@@ -156,4 +154,4 @@ class CommandResultRecord(SQLModel, table=True):
     ok: bool
     detail: str = Field(default="", max_length=2000)
     time: int = _ms()
-    raw_ref: str = Field(max_length=32)
+    raw_ref: str = Field(max_length=40)

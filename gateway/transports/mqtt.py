@@ -144,9 +144,7 @@ class MqttTransport:
 
     def ack(self, tokens: list[Any]) -> None:
         generation = self._generation
-        for gen, mid in tokens:
-            if gen == generation:
-                self.client.ack(mid, 1)
+        self.client.ack_many([mid for gen, mid in tokens if gen == generation])
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)

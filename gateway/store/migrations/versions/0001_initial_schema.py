@@ -31,7 +31,7 @@ def upgrade() -> None:
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('stored_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
-    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
     )
@@ -97,7 +97,7 @@ def upgrade() -> None:
     sa.Column('time', sa.BigInteger(), nullable=False),
     sa.Column('online', sa.Boolean(), nullable=True),
     sa.Column('detail', sa.JSON(), nullable=False),
-    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('stored_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -123,7 +123,7 @@ def upgrade() -> None:
     sa.Column('flags', sa.JSON(), nullable=False),
     sa.Column('odometer_km', sa.Float(), nullable=True),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('stored_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -133,14 +133,11 @@ def upgrade() -> None:
 
     op.create_table('journal',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('received_at', sa.BigInteger(), nullable=False),
     sa.Column('transport', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('topic', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
-    sa.Column('raw', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('key')
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
     )
     op.create_table('punch',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -157,7 +154,7 @@ def upgrade() -> None:
     sa.Column('workcode', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('raw_ref', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('stored_at', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')

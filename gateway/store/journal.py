@@ -1,0 +1,35 @@
+"""Journal segments: every accepted input of one batch, packed into one row.
+
+One row per batch instead of one per message keeps the journal nearly free on
+the hot path. A record's `raw_ref` is "<segment id>/<index>".
+Layout: per message, topic length (u16), topic, payload length (u32), payload.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_TOPIC_LEN = struct.Struct(">H")
+_PAYLOAD_LEN = struct.Struct(">I")
+
+
+def pack(messages: list[tuple[str, bytes]]) -> bytes:
+    parts: list[bytes] = []
+    for topic, payload in messages:
+        encoded = topic.encode()
+        parts += (_TOPIC_LEN.pack(len(encoded)), encoded, _PAYLOAD_LEN.pack(len(payload)), payload)
+    return b"".join(parts)
+
+
+def unpack(blob: bytes) -> list[tuple[str, bytes]]:
+    messages, pos = [], 0
+    while pos < len(blob):
+        (topic_len,) = _TOPIC_LEN.unpack_from(blob, pos)
+        pos += 2
+        topic = blob[pos : pos + topic_len].decode()
+        pos += topic_len
+        (payload_len,) = _PAYLOAD_LEN.unpack_from(blob, pos)
+        pos += 4
+        messages.append((topic, blob[pos : pos + payload_len]))
+        pos += payload_len
+    return messages
