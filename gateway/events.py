@@ -16,10 +16,10 @@ from typing import Any, Union
 DIRECTIONS = ("in", "out", "unknown")
 
 
-def idempotency_key(*parts: object) -> str:
-    """A short stable digest of the parts that identify one thing a device sent."""
-    text = "\x1f".join("" if p is None else str(p) for p in parts)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+def idempotency_key(*parts: object) -> bytes:
+    """A 128-bit digest of the parts that identify one thing a device sent."""
+    text = "\x1f".join([p if type(p) is str else ("" if p is None else str(p)) for p in parts])
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 @dataclass(slots=True)
@@ -35,7 +35,7 @@ class Punch:
     verify_code: int | None = None
     workcode: str | None = None
     seq: int | None = None
-    key: str = ""
+    key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -50,7 +50,7 @@ class AccessEvent:
     result: str = "granted"
     direction: str = "unknown"
     source: str = "mqtt-json"
-    key: str = ""
+    key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -69,7 +69,7 @@ class Fix:
     flags: list[str] = field(default_factory=list)
     odometer_km: float | None = None
     source: str = "mqtt-json"
-    key: str = ""
+    key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -78,7 +78,7 @@ class DeviceStatus:
     time: datetime
     online: bool | None
     detail: dict[str, Any] = field(default_factory=dict)
-    key: str = ""
+    key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -88,7 +88,7 @@ class CommandResult:
     ok: bool
     detail: str = ""
     time: datetime | None = None
-    key: str = ""
+    key: bytes = b""
 
 
 Event = Union[Punch, AccessEvent, Fix, DeviceStatus, CommandResult]

@@ -72,8 +72,11 @@ def offset_minutes(utc: datetime, tz: tzinfo) -> int:
     return int(offset.total_seconds() // 60) if offset is not None else 0
 
 
+_MS = timedelta(milliseconds=1)
+
+
 def to_epoch_ms(dt: datetime) -> int:
-    return (dt - _EPOCH) // timedelta(milliseconds=1)
+    return (dt - _EPOCH) // _MS
 
 
 def epoch_ms_to_utc(ms: int) -> datetime:

@@ -101,7 +101,7 @@ def test_a_row_the_store_rejects_is_dead_lettered_alone_and_the_batch_survives(s
 
     def poisoned(payload: bytes, device: Any, now: Any) -> Decoded:
         # A decoder bug that yields a NULL user: the database's NOT NULL refuses the row.
-        return Decoded([Punch(device.id, None, now, 0, key="poison")])  # type: ignore[arg-type]
+        return Decoded([Punch(device.id, None, now, 0, key=b"poison")])  # type: ignore[arg-type]
 
     monkeypatch.setitem(rows_mod.DECODERS, "attlog", poisoned)
     acker = RecordingAcker(db_path)

@@ -62,10 +62,10 @@ class DeadLetter(SQLModel, table=True):
 
 class PunchRecord(SQLModel, table=True):
     __tablename__ = "punch"
-    __table_args__ = (Index("ix_punch_device_time", "device_id", "time"), Index("ix_punch_user_time", "user", "time"))
+    __table_args__ = (Index("ix_punch_device_time", "device_id", "time"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
+    key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     user: str = Field(max_length=64)
     person_id: Optional[str] = Field(default=None, max_length=64)
@@ -87,7 +87,7 @@ class AccessRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_access_door_time", "door", "time"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
+    key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64, index=True)
     door: str = Field(max_length=64)
     time: int = _ms()
@@ -110,7 +110,7 @@ class FixRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_fix_device_time", "device_id", "time"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
+    key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     vehicle_id: Optional[str] = Field(default=None, max_length=64)
     time: int = _ms()
@@ -135,7 +135,7 @@ class StatusRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_status_device_time", "device_id", "time"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
+    key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     time: int = _ms()
     online: Optional[bool] = None
@@ -148,7 +148,7 @@ class CommandResultRecord(SQLModel, table=True):
     __tablename__ = "command_result"
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    key: str = Field(max_length=32, unique=True)
+    key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64, index=True)
     command_id: str = Field(max_length=64, index=True)
     ok: bool

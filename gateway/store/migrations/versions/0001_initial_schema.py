@@ -17,7 +17,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('access_event',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
     sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('door', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
@@ -42,7 +42,7 @@ def upgrade() -> None:
 
     op.create_table('command_result',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
     sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('command_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=False),
@@ -92,7 +92,7 @@ def upgrade() -> None:
     )
     op.create_table('device_status',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
     sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('time', sa.BigInteger(), nullable=False),
     sa.Column('online', sa.Boolean(), nullable=True),
@@ -107,7 +107,7 @@ def upgrade() -> None:
 
     op.create_table('fix',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
     sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('vehicle_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('time', sa.BigInteger(), nullable=False),
@@ -141,7 +141,7 @@ def upgrade() -> None:
     )
     op.create_table('punch',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
     sa.Column('device_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('user', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('person_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
@@ -161,13 +161,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('punch', schema=None) as batch_op:
         batch_op.create_index('ix_punch_device_time', ['device_id', 'time'], unique=False)
-        batch_op.create_index('ix_punch_user_time', ['user', 'time'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('punch', schema=None) as batch_op:
-        batch_op.drop_index('ix_punch_user_time')
         batch_op.drop_index('ix_punch_device_time')
 
     op.drop_table('punch')
