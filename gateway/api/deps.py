@@ -12,6 +12,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
+from gateway import tokens
 from gateway.timeutil import parse_query_time
 
 bearer = HTTPBearer(auto_error=False, description="An API token: the bootstrap admin token from config")
@@ -25,16 +26,52 @@ def engine(request: Request) -> Engine:
     return request.app.state.services.engine
 
 
-def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    """401 for a missing or wrong token. Roles (403) arrive with the token store."""
-    expected = request.app.state.services.settings.api.admin_token.get_secret_value()
+ROLES = ("admin", "installer", "operator", "auditor")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling: the audit log names them."""
+
+    name: str
+    role: str
+    token_id: str | None = None
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    if not expected or not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+    presented = credentials.credentials
+    svc = request.app.state.services
+    bootstrap = svc.settings.api.admin_token.get_secret_value()
+    if bootstrap and hmac.compare_digest(presented.encode(), bootstrap.encode()):
+        return Actor("bootstrap-admin", "admin")
+    token = tokens.lookup(svc.engine, presented)
+    if token is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return "admin"
+    return Actor(f"token:{token.name}", token.role, token.id)
+
+
+def allow(*roles: str) -> Callable[..., Actor]:
+    """A dependency: any valid token (401 otherwise) whose role is admin or one of `roles` (403 otherwise)."""
+    permitted = {"admin", *roles}
+
+    def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> Actor:
+        actor = _authenticate(request, credentials)
+        if actor.role not in permitted:
+            raise HTTPException(403, f"role {actor.role!r} may not do this; needs one of {sorted(permitted)}")
+        return actor
+
+    return check
+
+
+# Who may read what. Writes are narrower and named where they are declared.
+read_devices = allow("installer", "operator", "auditor")
+read_records = allow("operator", "auditor")
+read_deadletters = allow("installer", "operator", "auditor")
+admin_only = allow()
 
 
 @dataclass

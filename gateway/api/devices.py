@@ -13,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gateway import credentials
-from gateway.api.deps import Page, engine, page, paginated, require_token, services
+from gateway.api.deps import Page, engine, page, paginated, allow, read_devices, services
 from gateway.store.models import Device
 from gateway.timeutil import iso_utc
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[Depends(read_devices)])
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="letters, digits, . _ -")]
 Kind = Literal["attendance", "access", "gps"]

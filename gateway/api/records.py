@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from gateway.api.deps import Page, engine, page, paginated, query_time, require_token
+from gateway.api.deps import Page, engine, page, paginated, query_time, read_deadletters, read_records
 from gateway.store.models import DeadLetter, PunchRecord
 from gateway.timeutil import iso_local, iso_utc
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1")
 
 
 def shape_punch(r: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def shape_deadletter(r: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get("/attendance/punches", tags=["attendance"])
+@router.get("/attendance/punches", tags=["attendance"], dependencies=[Depends(read_records)])
 def list_punches(
     p: Page = Depends(page),
     eng: Any = Depends(engine),
@@ -59,7 +59,7 @@ def list_punches(
     return paginated(rows, p.limit, shape_punch)
 
 
-@router.get("/deadletters", tags=["dead letters"])
+@router.get("/deadletters", tags=["dead letters"], dependencies=[Depends(read_deadletters)])
 def list_deadletters(
     p: Page = Depends(page),
     eng: Any = Depends(engine),

@@ -34,6 +34,8 @@ class Device(SQLModel, table=True):
     errors_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # Salted hash of the device's MQTT password; the secret itself is shown once, at creation.
     credential_hash: Optional[str] = Field(default=None, max_length=200)
+    # A secret the protocol needs in clear (OSDP key, JT/T 808 auth code), encrypted with the site key.
+    secret_enc: Optional[str] = Field(default=None, max_length=400)
 
 
 class Journal(SQLModel, table=True):
@@ -155,3 +157,60 @@ class CommandResultRecord(SQLModel, table=True):
     detail: str = Field(default="", max_length=2000)
     time: int = _ms()
     raw_ref: str = Field(max_length=40)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token: only its SHA-256 is kept (tokens are long random strings, so a fast hash is enough)."""
+
+    __tablename__ = "api_token"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: int = _ms()
+    created_by: str = Field(max_length=100)
+    revoked_at: Optional[int] = _ms(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change made through the API: who, what, when, before and after (never a secret)."""
+
+    __tablename__ = "audit"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    time: int = _ms()
+    actor: str = Field(max_length=100, index=True)
+    action: str = Field(max_length=32)
+    target_type: str = Field(max_length=32, index=True)
+    target_id: str = Field(max_length=100)
+    before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Person(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    department: str = Field(default="", max_length=100)
+    platform_user_id: Optional[str] = Field(default=None, max_length=100)
+    cards: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    device_user_ids: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    access: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: int = _ms()
+    updated_at: int = _ms()
+
+
+class Command(SQLModel, table=True):
+    """A command queued down to a device: queued -> sent -> succeeded | failed | timed_out."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    device_id: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=32)
+    args: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(max_length=16, index=True)
+    detail: str = Field(default="", max_length=2000)
+    created_by: str = Field(max_length=100)
+    created_at: int = _ms()
+    sent_at: Optional[int] = _ms(nullable=True)
+    finished_at: Optional[int] = _ms(nullable=True)
+    timeout_s: int = 30
