@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
 from collections.abc import Iterator
@@ -12,13 +13,21 @@ from typing import Any
 
 import uvicorn
 
-from gateway import __version__
+from sqlmodel import Session
+
+from gateway import __version__, secretbox
 from gateway.api import create_app
+from gateway.commands import Commands
 from gateway.config import Settings
+from gateway.credentials import verify_secret
+from gateway.liveness import Liveness
 from gateway.metrics import Metrics
 from gateway.pipeline import IngestQueue, Pipeline
+from gateway.provisioning import Provisioner
 from gateway.registry import Registry
 from gateway.store.db import make_engine, upgrade
+from gateway.store.models import Device
+from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
 
@@ -48,26 +57,71 @@ class Gateway:
             self.engine, self.registry, self.queue, self.metrics,
             batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload,
         )  # fmt: skip
+        self.liveness = Liveness(self.engine, s.liveness, self.metrics)
+        self.commands = Commands(self.engine, self.metrics)
+        self.pipeline.on_commit += [self.liveness.on_commit, self.commands.on_commit]
         self.broker: EmbeddedBroker | None = None
         self.mqtt: MqttTransport | None = None
+        broker_auth: BrokerAuth = NoBrokerAuth()
+        if s.mqtt.embedded:
+            self.broker = EmbeddedBroker(s.mqtt.listen, self.queue, self.metrics, self._check_login)
+            broker_auth = EmbeddedAuth(self.broker.kick_blocking)
+        else:
+            self.mqtt = MqttTransport(s.mqtt, self.queue, self.metrics)
+            if s.mqtt.device_auth == "dynsec":
+                dynsec = DynsecAuth(lambda topic, payload: self.mqtt.publish(topic, payload), s.mqtt.username)
+                self.mqtt.control[CONTROL + "/response"] = dynsec.on_response
+                self.mqtt.on_connected.append(self._ensure_gateway_role(dynsec))
+                broker_auth = dynsec
+        self.provisioner = Provisioner(self.engine, self.registry, self.liveness, secretbox.load(s), broker_auth)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
         self.stopped = asyncio.Event()
 
     def mqtt_connected(self) -> bool | None:
         return self.mqtt.connected.is_set() if self.mqtt is not None else None
 
+    async def _check_login(self, username: str | None, password: str | bytes | None) -> str | None:
+        """Embedded broker logins: the gateway's own, or a registered device's."""
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        own = self.settings.mqtt
+        if own.username and username == own.username:
+            expected = own.password.get_secret_value()
+            return "gateway" if password is not None and hmac.compare_digest(password, expected) else None
+        if not username or not password:
+            return None
+        stored = await asyncio.to_thread(self._credential_hash, username)
+        return "device" if await asyncio.to_thread(verify_secret, password, stored) else None
+
+    def _credential_hash(self, device_id: str) -> str | None:
+        with Session(self.engine) as session:
+            device = session.get(Device, device_id)
+            return device.credential_hash if device is not None else None
+
+    def _ensure_gateway_role(self, dynsec: DynsecAuth) -> Any:
+        def ensure() -> None:
+            try:
+                dynsec.ensure_gateway_role()
+            except Exception as exc:
+                log.error("could not give the gateway its broker role for commands: %s", exc)
+
+        return ensure
+
     async def start(self) -> None:
         s = self.settings
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.registry.load)
+        await asyncio.to_thread(self.liveness.load)
         self.pipeline.start()
-        if s.mqtt.embedded:
-            self.broker = EmbeddedBroker(s.mqtt.listen, self.queue, self.metrics)
+        if self.broker is not None:
             await self.broker.start()
-        else:
-            self.mqtt = MqttTransport(s.mqtt, self.queue, self.metrics)
+            self.commands.bind(asyncio.get_running_loop(), self.broker.publish)
+        if self.mqtt is not None:
             self.mqtt.start()
+            self.commands.bind(asyncio.get_running_loop(), self.mqtt.publish_confirmed)
+        self._tasks = [asyncio.create_task(self.liveness.run_sweeps()), asyncio.create_task(self.commands.run_expiry())]
         host, port = s.api.host_port()
         config = uvicorn.Config(
             create_app(self), host=host, port=port, lifespan="off", log_level="warning",
@@ -84,6 +138,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop intake, commit and acknowledge what is queued, then close everything."""
+        for task in self._tasks:
+            task.cancel()
         for transport in (self.broker, self.mqtt):
             if transport is not None:
                 transport.pause()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG = Path("gateway.toml")
@@ -73,6 +73,10 @@ class Mqtt(Section):
     session_expiry: int = Field(604800, ge=86400)
     max_payload: int = Field(262144, ge=1024, le=16 * 1024 * 1024)
     receive_maximum: int = Field(2000, ge=1, le=65535)
+    # How device logins are enforced at an external broker: "dynsec" = the gateway manages
+    # mosquitto's dynamic security plugin; "off" = the broker's own files do (see README).
+    # The embedded broker always checks logins against the registry.
+    device_auth: Literal["dynsec", "off"] = "dynsec"
 
     @field_validator("broker")
     @classmethod
@@ -92,6 +96,15 @@ class Mqtt(Section):
     @classmethod
     def _listen(cls, value: str) -> str:
         return _host_port(value, "mqtt.listen")
+
+    @model_validator(mode="after")
+    def _dynsec_needs_a_login(self) -> "Mqtt":
+        if not self.embedded and self.device_auth == "dynsec" and not self.username:
+            raise ValueError(
+                'device_auth = "dynsec" needs the gateway\'s broker login (mqtt.username), the plugin\'s admin; '
+                'or set mqtt.device_auth = "off" if the broker manages logins itself'
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -119,6 +132,20 @@ class Api(Section):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+class Security(Section):
+    # Encrypts the device secrets a protocol needs in clear (OSDP keys, JT/T 808 auth codes).
+    # Empty: a random key is kept in `secret.key` beside the SQLite database (or the working directory).
+    secret_key: SecretStr = SecretStr("")
+
+
+class Liveness(Section):
+    """Seconds without any sign of life before a device of each kind counts as offline."""
+
+    attendance: int = Field(600, ge=5)
+    access: int = Field(120, ge=5)
+    gps: int = Field(600, ge=5)
 
 
 class Jt808(Section):
@@ -174,6 +201,8 @@ class Settings(BaseSettings):
     mqtt: Mqtt = Mqtt()
     api: Api = Api()
     jt808: Jt808 = Jt808()
+    security: Security = Security()
+    liveness: Liveness = Liveness()
     pipeline: Pipeline = Pipeline()
     uplink: Uplink = Uplink()
     serial: list[SerialLine] = []

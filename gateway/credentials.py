@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 
-MQTT_PROTOCOLS = {"mqtt-json", "attlog", "owntracks"}
 _N, _R, _P = 2**14, 8, 1
 
 
@@ -28,11 +27,3 @@ def verify_secret(secret: str, stored: str | None) -> bool:
         return False
     digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
     return hmac.compare_digest(digest, expected)
-
-
-def issue(device_id: str, protocol: str) -> tuple[dict[str, str], str | None]:
-    """(credentials to show once, hash to store) for a new device."""
-    if protocol in MQTT_PROTOCOLS:
-        password = secrets.token_urlsafe(18)
-        return {"mqtt_username": device_id, "mqtt_password": password}, hash_secret(password)
-    return {}, None

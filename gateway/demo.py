@@ -6,32 +6,22 @@ import asyncio
 import secrets
 import sys
 import threading
-import time
 from pydantic import SecretStr
-from sqlmodel import Session
 
-from gateway import credentials
 from gateway.app import Gateway
 from gateway.config import Settings
-from gateway.store.models import Device
 
 DEMO_TERMINALS = (("att-json-01", "mqtt-json", "json"), ("att-attlog-01", "attlog", "attlog"))
 
 
 def _register(gateway: Gateway, device_id: str, protocol: str) -> str:
-    """Provision a simulated terminal (or reuse it) and return its MQTT password."""
-    creds, secret_hash = credentials.issue(device_id, protocol)
-    now = int(time.time() * 1000)
-    with Session(gateway.engine) as session:
-        device = session.get(Device, device_id) or Device(
-            id=device_id, kind="attendance", protocol=protocol, name=f"Simulated {protocol} terminal",
-            site=gateway.settings.site.id, created_at=now,
-        )  # fmt: skip
-        device.credential_hash, device.updated_at = secret_hash, now
-        session.add(device)
-        session.commit()
-        session.refresh(device)
-        gateway.registry.put(device)
+    """Provision a simulated terminal (re-keying it if an earlier demo left it) and return its MQTT password."""
+    if gateway.registry.get(device_id) is not None:
+        _, creds = gateway.provisioner.rotate(device_id, "demo")
+    else:
+        fields = {"id": device_id, "kind": "attendance", "protocol": protocol,
+                  "name": f"Simulated {protocol} terminal", "site": gateway.settings.site.id}  # fmt: skip
+        _, creds = gateway.provisioner.create(fields, "demo")
     return creds["mqtt_password"]
 
 
@@ -56,7 +46,7 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
     stop = threading.Event()
     try:
         for device_id, protocol, mode in DEMO_TERMINALS:
-            password = _register(gateway, device_id, protocol)
+            password = await asyncio.to_thread(_register, gateway, device_id, protocol)
             terminal = MqttTerminal(device_id, host, port, mode=mode, username=device_id, password=password)
             terminals.append(await asyncio.to_thread(terminal.start))
         driver = threading.Thread(target=_drive, args=(terminals, rate, stop), daemon=True)

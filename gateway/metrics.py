@@ -31,6 +31,11 @@ class Metrics:
         self.mqtt_loop_restarts = Counter(
             "gateway_mqtt_loop_restarts", "Times the watchdog restarted a dead MQTT network loop", registry=r
         )
+        self.device_transitions = Counter(
+            "gateway_device_transitions", "Devices going online or offline", ["state"], registry=r
+        )
+        self.devices_online = Gauge("gateway_devices_online", "Devices online now", registry=r)
+        self.commands = Counter("gateway_commands", "Commands to devices, by final state", ["state"], registry=r)
         self.uplink_delivered = Counter("gateway_uplink_delivered", "Records the sink accepted", ["sink"], registry=r)
         self.uplink_backlog = Gauge("gateway_uplink_backlog", "Records waiting for the sink", ["sink"], registry=r)
         for kind in ("punch", "access", "fix", "status"):

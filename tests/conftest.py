@@ -99,24 +99,21 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 class GatewayProcess:
     """`python -m gateway run` in its own process, driven through its config, MQTT and HTTP."""
 
-    def __init__(self, workdir: Path, broker: str, extra: str = "") -> None:
+    def __init__(self, workdir: Path, broker: str, extra: str = "", mqtt_extra: str | None = None) -> None:
+        if mqtt_extra is None:  # an external broker without login management unless a test asks for it
+            mqtt_extra = "" if broker == "embedded" else 'device_auth = "off"'
         self.workdir = workdir
         self.api_port = free_port()
         self.mqtt_port = free_port()
         self.config = workdir / "gateway.toml"
-        self.config.write_text(textwrap.dedent(f"""\
-            [site]
-            timezone = "Asia/Shanghai"
-            [database]
-            url = "sqlite:///{workdir}/gateway.db"
-            [mqtt]
-            broker = "{broker}"
-            listen = "127.0.0.1:{self.mqtt_port}"
-            client_id = "gateway-test"
-            [api]
-            listen = "127.0.0.1:{self.api_port}"
-            admin_token = "{TOKEN}"
-            """) + extra)
+        self.config.write_text("\n".join([
+            "[site]", 'timezone = "Asia/Shanghai"',
+            "[database]", f'url = "sqlite:///{workdir}/gateway.db"',
+            "[mqtt]", f'broker = "{broker}"', f'listen = "127.0.0.1:{self.mqtt_port}"', 'client_id = "gateway-test"',
+            mqtt_extra,
+            "[api]", f'listen = "127.0.0.1:{self.api_port}"', f'admin_token = "{TOKEN}"',
+            extra,
+        ]) + "\n")  # fmt: skip
         self.log = workdir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
@@ -183,10 +180,10 @@ class GatewayProcess:
 def gateway_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[GatewayProcess] = []
 
-    def make(broker: str, extra: str = "") -> GatewayProcess:
+    def make(broker: str, extra: str = "", mqtt_extra: str | None = None) -> GatewayProcess:
         workdir = tmp_path / f"gw{len(made)}"
         workdir.mkdir()
-        gw = GatewayProcess(workdir, broker, extra)
+        gw = GatewayProcess(workdir, broker, extra, mqtt_extra)
         made.append(gw)
         return gw
 

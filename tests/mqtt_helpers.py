@@ -8,8 +8,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.conftest import wait_for
 
 
-def publisher(port: int, client_id: str = "test-publisher", clean: bool = True) -> mqtt.Client:
+def publisher(
+    port: int, client_id: str = "test-publisher", clean: bool = True, credentials: dict | None = None
+) -> mqtt.Client:
+    """A connected client; `credentials` as the device registration answered them."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    if credentials:
+        client.username_pw_set(credentials["mqtt_username"], credentials["mqtt_password"])
     client.max_inflight_messages_set(200)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)

@@ -95,15 +95,14 @@ def test_lists_paginate_with_limit_and_cursor(gw):
 
 
 def test_punches_filter_by_device_user_and_time(gw):
-    gw.register("att-01")
-    gw.register("att-02")
-    client = publisher(gw.mqtt_port)
-    publish_all(client, [
-        ("devices/att-01/events", b'{"type":"punch","user":"E1","time":"2026-11-27T01:00:00Z"}'),
-        ("devices/att-01/events", b'{"type":"punch","user":"E2","time":"2026-11-27T02:00:00Z"}'),
-        ("devices/att-02/events", b'{"type":"punch","user":"E1","time":"2026-11-27T03:00:00Z"}'),
-    ])  # fmt: skip
-    close(client)
+    for device, messages in (
+        ("att-01", [b'{"type":"punch","user":"E1","time":"2026-11-27T01:00:00Z"}',
+                    b'{"type":"punch","user":"E2","time":"2026-11-27T02:00:00Z"}']),
+        ("att-02", [b'{"type":"punch","user":"E1","time":"2026-11-27T03:00:00Z"}']),
+    ):  # fmt: skip
+        client = publisher(gw.mqtt_port, device, credentials=gw.register(device)["credentials"])
+        publish_all(client, [(f"devices/{device}/events", m) for m in messages])
+        close(client)
     assert len(gw.all_items("/api/v1/attendance/punches")) == 3
     assert [p["user"] for p in gw.all_items("/api/v1/attendance/punches", device_id="att-01")] == ["E1", "E2"]
     assert [p["device_id"] for p in gw.all_items("/api/v1/attendance/punches", user="E1")] == ["att-01", "att-02"]

@@ -20,11 +20,12 @@ def punch_rows(gw) -> tuple[int, int]:
         return db.execute("SELECT count(*), count(DISTINCT seq) FROM punch").fetchone()
 
 
-def start_terminal(port: int, device: str, count: int) -> subprocess.Popen[str]:
+def start_terminal(port: int, device: str, count: int, credentials: dict | None = None) -> subprocess.Popen[str]:
     """A simulated terminal in its own process: keeps its session and resends what was not acknowledged."""
+    login = ["--username", credentials["mqtt_username"], "--password", credentials["mqtt_password"]] if credentials else []
     return subprocess.Popen(
         [sys.executable, "-m", "firmware_stubs.mqtt_terminal", "--port", str(port), "--device", device,
-         "--count", str(count), "--wait", "180"],
+         "--count", str(count), "--wait", "180", *login],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -50,8 +51,8 @@ def test_kill_9_mid_stream_with_mosquitto_loses_nothing_and_stores_nothing_twice
 
 def test_kill_9_mid_stream_with_the_embedded_broker_loses_nothing(gateway_factory):
     gw = gateway_factory("embedded").start()
-    gw.register("att-01")
-    terminal = start_terminal(gw.mqtt_port, "att-01", STREAM)
+    credentials = gw.register("att-01")["credentials"]
+    terminal = start_terminal(gw.mqtt_port, "att-01", STREAM, credentials)
     wait_for(lambda: stored(gw) >= 1_000, 60, what="the stream to be under way")
     gw.kill9()
     assert punch_rows(gw)[0] < STREAM, "the kill came too late to test anything"

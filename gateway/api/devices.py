@@ -1,30 +1,32 @@
-"""The device registry: provision, list, change, remove."""
+"""The device registry: provision, list, change, re-key, remove, and commands down."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from gateway import credentials
-from gateway.api.deps import Page, engine, page, paginated, allow, read_devices, services
-from gateway.store.models import Device
+from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
+from gateway.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
+from gateway.store.models import Command, Device
 from gateway.timeutil import iso_utc
+from gateway.transports.broker_auth import BrokerAuthError
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"], dependencies=[Depends(read_devices)])
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+manage_devices = allow("installer")
+send_commands = allow("installer", "operator")
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="letters, digits, . _ -")]
+PathId = Annotated[str, Path(max_length=64)]
 Kind = Literal["attendance", "access", "gps"]
 Protocol = Literal["mqtt-json", "zk-adms", "attlog", "osdp", "nmea", "jt808", "owntracks"]
 
 
-def _check_zone(value: str) -> str:
+def _check_zone(value: str | None) -> str | None:
     if value:
         try:
             ZoneInfo(value)
@@ -41,7 +43,7 @@ class DeviceCreate(BaseModel):
     name: str = Field("", max_length=200)
     site: str = Field("", max_length=64)
     timezone: str = Field("", max_length=64, description="IANA zone; empty = the site's")
-    config: dict[str, Any] = {}
+    config: dict[str, Any] = Field({}, description="per protocol, see the docs")
 
     _zone = field_validator("timezone")(_check_zone)
 
@@ -54,7 +56,14 @@ class DevicePatch(BaseModel):
     timezone: str | None = Field(None, max_length=64)
     config: dict[str, Any] | None = None
 
-    _zone = field_validator("timezone")(lambda v: _check_zone(v) if v is not None else v)
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class CommandCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="open_door, sync_time, reboot, or protocol-specific")
+    args: dict[str, Any] = {}
+    timeout_s: int = Field(30, ge=1, le=3600, description="seconds to wait for the device's answer")
 
 
 def shape(d: Device) -> dict[str, Any]:
@@ -67,67 +76,108 @@ def shape(d: Device) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _get(session: Session, device_id: str) -> Device:
-    device = session.get(Device, device_id)
-    if device is None:
-        raise HTTPException(404, f"no device {device_id!r}")
-    return device
+def shape_command(c: Command) -> dict[str, Any]:
+    return {
+        "id": c.id, "device_id": c.device_id, "name": c.name, "args": c.args, "state": c.state,
+        "detail": c.detail, "created_by": c.created_by, "created_at": iso_utc(c.created_at),
+        "sent_at": iso_utc(c.sent_at) if c.sent_at else None,
+        "finished_at": iso_utc(c.finished_at) if c.finished_at else None, "timeout_s": c.timeout_s,
+    }  # fmt: skip
+
+
+def _answer_errors(call: Any, *args: Any) -> Any:
+    """The provisioning service's refusals as HTTP answers."""
+    try:
+        return call(*args)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ConfigProblem as exc:
+        raise HTTPException(422, str(exc)) from None
+    except BrokerAuthError as exc:
+        raise HTTPException(503, str(exc)) from None
 
 
 @router.post("", status_code=201)
-def create_device(body: DeviceCreate, svc: Any = Depends(services)) -> dict[str, Any]:
-    now = int(time.time() * 1000)
-    creds, secret_hash = credentials.issue(body.id, body.protocol)
-    device = Device(**body.model_dump(), created_at=now, updated_at=now, credential_hash=secret_hash)
-    with Session(svc.engine) as session:
-        session.add(device)
-        try:
-            session.commit()
-        except IntegrityError:
-            raise HTTPException(409, f"device {body.id!r} already exists") from None
-        session.refresh(device)
-        svc.registry.put(device)
-        return {**shape(device), "credentials": creds}
+def create_device(body: DeviceCreate, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)) -> dict[str, Any]:
+    device, credentials = _answer_errors(svc.provisioner.create, body.model_dump(), actor.name)
+    return {**shape(device), "credentials": credentials}
 
 
-@router.get("")
+@router.get("", dependencies=[Depends(read_devices)])
 def list_devices(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
+    query = select(Device).order_by(Device.id).limit(p.limit + 1)
+    if p.after is not None:
+        query = query.where(Device.id > p.after)
     with Session(eng) as session:
-        query = select(Device).order_by(Device.id).limit(p.limit + 1)
-        if p.after is not None:
-            query = query.where(Device.id > p.after)
         rows = session.execute(query).scalars().all()
     return paginated(list(rows), p.limit, shape)
 
 
-@router.get("/{device_id}")
-def get_device(device_id: Annotated[str, Path(max_length=64)], eng: Any = Depends(engine)) -> dict[str, Any]:
+@router.get("/{device_id}", dependencies=[Depends(read_devices)])
+def get_device(device_id: PathId, eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
-        return shape(_get(session, device_id))
+        device = session.get(Device, device_id)
+        if device is None:
+            raise HTTPException(404, f"no device {device_id!r}")
+        return shape(device)
 
 
 @router.patch("/{device_id}")
 def patch_device(
-    device_id: Annotated[str, Path(max_length=64)], body: DevicePatch, svc: Any = Depends(services)
+    device_id: PathId, body: DevicePatch, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
 ) -> dict[str, Any]:
-    with Session(svc.engine) as session:
-        device = _get(session, device_id)
-        for name, value in body.model_dump(exclude_unset=True).items():
-            if value is None:
-                raise HTTPException(422, f"{name}: may not be null")
-            setattr(device, name, value)
-        device.updated_at = int(time.time() * 1000)
-        session.add(device)
-        session.commit()
-        session.refresh(device)
-        svc.registry.put(device)
-        return shape(device)
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None:
+            raise HTTPException(422, f"{name}: may not be null")
+    return shape(_answer_errors(svc.provisioner.update, device_id, changes, actor.name))
 
 
 @router.delete("/{device_id}", status_code=204)
-def delete_device(device_id: Annotated[str, Path(max_length=64)], svc: Any = Depends(services)) -> Response:
-    with Session(svc.engine) as session:
-        session.delete(_get(session, device_id))
-        session.commit()
-    svc.registry.remove(device_id)
+def delete_device(device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)) -> Response:
+    _answer_errors(svc.provisioner.delete, device_id, actor.name)
     return Response(status_code=204)
+
+
+@router.post("/{device_id}/credentials/rotate")
+def rotate_credentials(
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
+) -> dict[str, Any]:
+    device, credentials = _answer_errors(svc.provisioner.rotate, device_id, actor.name)
+    return {**shape(device), "credentials": credentials}
+
+
+@router.post("/{device_id}/commands", status_code=202)
+def queue_command(
+    device_id: PathId, body: CommandCreate, actor: Actor = Depends(send_commands), svc: Any = Depends(services)
+) -> dict[str, Any]:
+    if actor.role == "operator" and body.name != "open_door":
+        raise HTTPException(403, "role 'operator' may send only open_door")
+    with Session(svc.engine) as session:
+        device = session.get(Device, device_id)
+        if device is None:
+            raise HTTPException(404, f"no device {device_id!r}")
+        if device.protocol not in MQTT_PROTOCOLS:
+            raise HTTPException(409, f"commands to {device.protocol!r} devices are not supported yet")
+    return shape_command(svc.commands.submit(device_id, body.name, body.args, body.timeout_s, actor.name))
+
+
+@router.get("/{device_id}/commands", dependencies=[Depends(read_devices)])
+def list_commands(device_id: PathId, p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
+    query = select(Command).where(Command.device_id == device_id).order_by(Command.id).limit(p.limit + 1)
+    if p.after is not None:
+        query = query.where(Command.id > p.after)
+    with Session(eng) as session:
+        rows = session.execute(query).scalars().all()
+    return paginated(list(rows), p.limit, shape_command)
+
+
+@router.get("/{device_id}/commands/{command_id}", dependencies=[Depends(read_devices)])
+def get_command(device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Any = Depends(engine)) -> dict[str, Any]:
+    with Session(eng) as session:
+        command = session.get(Command, command_id)
+        if command is None or command.device_id != device_id:
+            raise HTTPException(404, f"no command {command_id!r} for device {device_id!r}")
+        return shape_command(command)

@@ -22,7 +22,7 @@ class Acker(Protocol):
 class Inbound:
     """One input as a transport received it."""
 
-    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token")
+    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token", "reject", "sender")
 
     def __init__(
         self,
@@ -32,6 +32,8 @@ class Inbound:
         device_id: str | None = None,
         acker: Acker | None = None,
         token: Any = None,
+        reject: str | None = None,
+        sender: str | None = None,
     ) -> None:
         self.transport = transport
         self.topic = topic
@@ -39,6 +41,8 @@ class Inbound:
         self.device_id = device_id
         self.acker = acker
         self.token = token
+        self.reject = reject  # the transport already refused it: dead-letter with this reason
+        self.sender = sender  # who sent it, where the transport knows (login, peer address)
 
 
 class IngestQueue:

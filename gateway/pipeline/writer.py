@@ -90,8 +90,9 @@ class Pipeline:
                 errors_total=dev.c.errors_total + bindparam("e"),
             )
         )
-        self._update_status = (
-            update(dev).where(dev.c.id == bindparam("dev")).values(online=bindparam("on"), firmware=bindparam("fw"))
+        # Online/offline is Liveness's to decide; the writer keeps the reported firmware.
+        self._update_firmware = (
+            update(dev).where(dev.c.id == bindparam("dev")).values(firmware=func.coalesce(bindparam("fw"), dev.c.firmware))
         )
 
     # -- thread ------------------------------------------------------------
@@ -152,6 +153,9 @@ class Pipeline:
 
     def _decode_one(self, item: Inbound, now: datetime, batch: Batch) -> None:
         payload = item.payload
+        if item.reject is not None:
+            batch.dead_letter(item, None, item.reject, f"refused by the transport (sender {item.sender!r})", payload)
+            return
         device_id, channel = route_topic(item.topic)
         if item.device_id is not None:
             device_id = item.device_id
@@ -245,7 +249,7 @@ class Pipeline:
                 params = [{"dev": d, "t": batch.now_ms, "n": c[0], "e": c[1]} for d, c in batch.seen.items()]
                 conn.execute(self._update_seen, params)
             if batch.status:
-                conn.execute(self._update_status, list(batch.status.values()))
+                conn.execute(self._update_firmware, list(batch.status.values()))
         for kind, n in stored.items():
             self.metrics.stored.labels(kind).inc(n)
         if duplicates:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,6 +43,9 @@ class MqttTransport:
         self._stopping = False
         self._connections = 0
         self._watchdog: asyncio.Task[None] | None = None
+        # Broker housekeeping topics (dynamic-security answers): handled here, never stored.
+        self.control: dict[str, Callable[[bytes], None]] = {}
+        self.on_connected: list[Callable[[], None]] = []
         self.client = self._make_client()
 
     def _make_client(self) -> BufferedClient:
@@ -121,7 +124,9 @@ class MqttTransport:
         self.metrics.mqtt_connected.set(1)
         self.connected.set()
         log.info("connected to the broker (session present: %s)", flags.session_present)
-        client.subscribe([(topic, 1) for topic in DEVICE_TOPICS])
+        client.subscribe([(topic, 1) for topic in [*DEVICE_TOPICS, *self.control]])
+        for callback in self.on_connected:
+            threading.Thread(target=callback, name="mqtt-on-connected", daemon=True).start()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
@@ -132,6 +137,12 @@ class MqttTransport:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Never raise here: an exception would end paho's network loop.
         try:
+            handler = self.control.get(msg.topic)
+            if handler is not None:
+                handler(msg.payload)
+                if msg.qos:
+                    client.ack(msg.mid, msg.qos)
+                return
             if not self._accepting:
                 return
             token = (self._generation, msg.mid) if msg.qos else None
@@ -148,3 +159,8 @@ class MqttTransport:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    async def publish_confirmed(self, topic: str, payload: bytes, qos: int = 1, timeout: float = 10.0) -> None:
+        """Publish and wait until the broker has it (PUBACK for QoS 1)."""
+        info = self.client.publish(topic, payload, qos=qos)
+        await asyncio.to_thread(info.wait_for_publish, timeout)

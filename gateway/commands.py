@@ -1,0 +1,119 @@
+"""Commands down to devices: queued -> sent -> succeeded | failed | timed_out.
+
+A command is stored first (so it is never lost), then published QoS 1 on
+`devices/{id}/commands`; `sent` once the broker has it. The device answers
+on `devices/{id}/commands/result`; the store writer reports each committed
+result here. A command with no answer within its timeout is `timed_out`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any, Awaitable, Callable
+
+import orjson
+from sqlalchemy import Engine, and_, select, update
+from sqlmodel import Session
+
+from gateway.metrics import Metrics
+from gateway.pipeline.rows import COLUMNS
+from gateway.pipeline.writer import Batch
+from gateway.store.models import Command
+
+log = logging.getLogger(__name__)
+
+OPEN = ("queued", "sent")
+_RESULT = {name: i for i, name in enumerate(COLUMNS["command_result"])}
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Commands:
+    def __init__(self, engine: Engine, metrics: Metrics) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.publish: Publish | None = None  # set by the app: the transport that reaches devices
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, publish: Publish) -> None:
+        self._loop, self.publish = loop, publish
+
+    def submit(self, device_id: str, name: str, args: dict[str, Any], timeout_s: int, actor: str) -> Command:
+        """Store a new command and start sending it. Call from a worker thread."""
+        command = Command(
+            id=f"{now_ms():012x}{secrets.token_hex(4)}", device_id=device_id, name=name, args=args, state="queued",
+            created_by=actor, created_at=now_ms(), timeout_s=timeout_s,
+        )  # fmt: skip
+        with Session(self.engine) as session:
+            session.add(command)
+            session.commit()
+            session.refresh(command)
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._send(command.id, device_id, name, args), self._loop)
+        return command
+
+    async def _send(self, command_id: str, device_id: str, name: str, args: dict[str, Any]) -> None:
+        payload = orjson.dumps({"id": command_id, "name": name, "args": args})
+        try:
+            assert self.publish is not None
+            await self.publish(f"devices/{device_id}/commands", payload)
+        except Exception as exc:  # left queued: the timeout decides, and the detail says why
+            log.warning("command %s to %s not sent yet: %s", command_id, device_id, exc)
+            await asyncio.to_thread(self._set, command_id, ("queued",), detail=f"not sent: {exc}")
+            return
+        await asyncio.to_thread(self._set, command_id, ("queued",), state="sent", sent_at=now_ms())
+
+    def _set(self, command_id: str, from_states: tuple[str, ...], **values: Any) -> bool:
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Command).where(and_(Command.id == command_id, Command.state.in_(from_states))).values(**values)
+            ).rowcount
+        return bool(changed)
+
+    def on_commit(self, batch: Batch) -> None:
+        """Store-writer hook: results that just arrived finish their commands."""
+        for row in batch.records.get("command_result", ()):
+            command_id, device_id = row[_RESULT["command_id"]], row[_RESULT["device_id"]]
+            ok, detail = row[_RESULT["ok"]], row[_RESULT["detail"]]
+            state = "succeeded" if ok else "failed"
+            with self.engine.begin() as conn:
+                changed = conn.execute(
+                    update(Command)
+                    .where(and_(Command.id == command_id, Command.device_id == device_id, Command.state.in_(OPEN)))
+                    .values(state=state, detail=detail[:2000], finished_at=batch.now_ms)
+                ).rowcount
+            if changed:
+                self.metrics.commands.labels(state).inc()
+
+    def expire(self) -> int:
+        """Open commands past their timeout become timed_out."""
+        now = now_ms()
+        with self.engine.begin() as conn:
+            expired = conn.execute(
+                select(Command.id).where(
+                    and_(Command.state.in_(OPEN), Command.created_at + Command.timeout_s * 1000 < now)
+                )
+            ).scalars().all()
+            if expired:
+                conn.execute(
+                    update(Command).where(and_(Command.id.in_(expired), Command.state.in_(OPEN)))
+                    .values(state="timed_out", finished_at=now, detail="no answer from the device in time")
+                )  # fmt: skip
+        if expired:
+            self.metrics.commands.labels("timed_out").inc(len(expired))
+        return len(expired)
+
+    async def run_expiry(self, interval: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.expire)
+            except Exception:
+                log.exception("command expiry failed")

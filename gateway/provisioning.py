@@ -1,0 +1,211 @@
+"""What each protocol needs from a device's registration: its config and its credentials."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from gateway import audit
+from gateway.credentials import hash_secret
+from gateway.liveness import Liveness
+from gateway.registry import Registry
+from gateway.secretbox import SecretBox
+from gateway.store.models import Device
+from gateway.transports.broker_auth import BrokerAuth
+
+MQTT_PROTOCOLS = frozenset({"mqtt-json", "attlog", "owntracks"})
+CARD_FORMATS = ("H10301", "H10306", "C1000", "H10302", "H10304")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoConfig(_Config):
+    pass
+
+
+class OwnTracksConfig(_Config):
+    user: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
+    device: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
+
+
+class ZkAdmsConfig(_Config):
+    sn: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class OsdpConfig(_Config):
+    line: str = Field(min_length=1, max_length=200)
+    address: int = Field(ge=0, le=126)
+    format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
+
+
+class SerialConfig(_Config):
+    line: str = Field(min_length=1, max_length=200)
+
+
+class Jt808Config(_Config):
+    phone: str = Field(pattern=r"^[1-9][0-9]{0,19}$", description="digits as on the wire, no leading zeros")
+
+
+CONFIG_MODELS: dict[str, type[_Config]] = {
+    "mqtt-json": NoConfig, "attlog": NoConfig, "owntracks": OwnTracksConfig, "zk-adms": ZkAdmsConfig,
+    "osdp": OsdpConfig, "nmea": SerialConfig, "card-lines": SerialConfig, "jt808": Jt808Config,
+}  # fmt: skip
+
+# Config values that identify the device on its own wire: two devices may not share them.
+IDENTITY_KEYS: dict[str, tuple[str, ...]] = {
+    "owntracks": ("user", "device"), "zk-adms": ("sn",), "osdp": ("line", "address"), "jt808": ("phone",),
+}  # fmt: skip
+
+
+class ConfigProblem(ValueError):
+    pass
+
+
+def check_config(protocol: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The protocol's config, validated and with defaults filled in; ConfigProblem names the key."""
+    try:
+        return CONFIG_MODELS[protocol].model_validate(config).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in ("config", *first["loc"]))
+        reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise ConfigProblem(f"{where}: {reason} (protocol {protocol})") from None
+
+
+def identity(protocol: str, config: dict[str, Any]) -> tuple[Any, ...] | None:
+    keys = IDENTITY_KEYS.get(protocol)
+    return tuple(config.get(k) for k in keys) if keys else None
+
+
+def issue(device_id: str, protocol: str, box: SecretBox) -> tuple[dict[str, str], str | None, str | None]:
+    """New credentials: (shown once, password hash to store, sealed secret to store)."""
+    if protocol in MQTT_PROTOCOLS:
+        password = secrets.token_urlsafe(18)
+        return {"mqtt_username": device_id, "mqtt_password": password}, hash_secret(password), None
+    if protocol == "osdp":
+        scbk = secrets.token_hex(16)
+        return {"scbk": scbk}, None, box.seal(scbk)
+    if protocol == "jt808":
+        code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        return {"auth_code": code}, None, box.seal(code)
+    return {}, None, None
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    pass
+
+
+def snapshot(device: Device) -> dict[str, Any]:
+    """The device for the audit log: everything but its secrets."""
+    return device.model_dump(exclude={"credential_hash", "secret_enc"})
+
+
+class Provisioner:
+    """Registers, changes, re-keys and removes devices: database, broker logins, caches, audit."""
+
+    def __init__(
+        self, engine: Engine, registry: Registry, liveness: Liveness, box: SecretBox, broker: BrokerAuth
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.liveness = liveness
+        self.box = box
+        self.broker = broker
+
+    def _get(self, session: Session, device_id: str) -> Device:
+        device = session.get(Device, device_id)
+        if device is None:
+            raise NotFound(f"no device {device_id!r}")
+        return device
+
+    def _check_identity(self, session: Session, device_id: str, protocol: str, config: dict[str, Any]) -> None:
+        mine = identity(protocol, config)
+        if mine is None:
+            return
+        for other in session.execute(select(Device).where(Device.protocol == protocol, Device.id != device_id)).scalars():
+            if identity(protocol, other.config) == mine:
+                keys = ", ".join(f"{k}={v!r}" for k, v in zip(IDENTITY_KEYS[protocol], mine))
+                raise Conflict(f"device {other.id!r} already has {keys}")
+
+    def create(self, fields: dict[str, Any], actor: str) -> tuple[Device, dict[str, str]]:
+        fields = {**fields, "config": check_config(fields["protocol"], fields.get("config") or {})}
+        now = int(time.time() * 1000)
+        with Session(self.engine) as session:
+            if session.get(Device, fields["id"]) is not None:
+                raise Conflict(f"device {fields['id']!r} already exists")
+            self._check_identity(session, fields["id"], fields["protocol"], fields["config"])
+            creds, secret_hash, sealed = issue(fields["id"], fields["protocol"], self.box)
+            device = Device(**fields, created_at=now, updated_at=now, credential_hash=secret_hash, secret_enc=sealed)
+            session.add(device)
+            audit.record(session, actor, "create", "device", device.id, None, snapshot(device))
+            if "mqtt_password" in creds:
+                self.broker.add_device(device.id, creds["mqtt_password"])  # before commit: a refusal changes nothing
+            session.commit()
+            session.refresh(device)
+        self.registry.put(device)
+        self.liveness.track(device.id, device.kind)
+        return device, creds
+
+    def update(self, device_id: str, changes: dict[str, Any], actor: str) -> Device:
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            before = snapshot(device)
+            if "config" in changes:
+                changes["config"] = check_config(device.protocol, changes["config"])
+                self._check_identity(session, device_id, device.protocol, changes["config"])
+            for name, value in changes.items():
+                setattr(device, name, value)
+            device.updated_at = int(time.time() * 1000)
+            session.add(device)
+            audit.record(session, actor, "update", "device", device_id, before, snapshot(device))
+            session.commit()
+            session.refresh(device)
+        self.registry.put(device)
+        self.liveness.track(device.id, device.kind)
+        return device
+
+    def rotate(self, device_id: str, actor: str) -> tuple[Device, dict[str, str]]:
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            creds, secret_hash, sealed = issue(device.id, device.protocol, self.box)
+            if not creds:
+                raise Conflict(f"protocol {device.protocol!r} has no credentials to rotate")
+            device.credential_hash, device.secret_enc = secret_hash, sealed
+            device.updated_at = int(time.time() * 1000)
+            session.add(device)
+            audit.record(session, actor, "rotate_credentials", "device", device_id, None, None)
+            session.commit()
+            session.refresh(device)
+        if "mqtt_password" in creds:
+            # After the commit: the embedded broker reads the new hash at the next login.
+            self.broker.set_password(device.id, creds["mqtt_password"])
+        return device, creds
+
+    def delete(self, device_id: str, actor: str) -> None:
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            audit.record(session, actor, "delete", "device", device_id, snapshot(device), None)
+            session.delete(device)
+            session.commit()
+        self.registry.remove(device_id)
+        self.liveness.forget(device_id)
+        if device.protocol in MQTT_PROTOCOLS:
+            self.broker.remove_device(device_id)
+
+    def secret(self, device_id: str) -> str | None:
+        """The clear secret a protocol needs (OSDP key, JT/T 808 auth code)."""
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            return self.box.open(device.secret_enc) if device.secret_enc else None
