@@ -133,7 +133,7 @@ def test_watchdog_restarts_a_dead_mqtt_network_loop(store, mosquitto):
     metrics = pipeline.metrics
 
     async def scenario() -> None:
-        transport = MqttTransport(Mqtt(broker=mosquitto.url, client_id="gw-watchdog"), queue, metrics)
+        transport = MqttTransport(Mqtt(broker=mosquitto.url, client_id="gw-watchdog", device_auth="off"), queue, metrics)
         transport.start()
         await asyncio.to_thread(transport.connected.wait, 10)
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import devices, errors, health, records
+from gateway.api import audit, devices, errors, health, people, records, tokens
 
 
 def create_app(services: Any) -> FastAPI:
@@ -21,4 +21,7 @@ def create_app(services: Any) -> FastAPI:
     app.include_router(health.router)
     app.include_router(devices.router)
     app.include_router(records.router)
+    app.include_router(people.router)
+    app.include_router(tokens.router)
+    app.include_router(audit.router)
     return app
