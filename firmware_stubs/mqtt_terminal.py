@@ -5,6 +5,8 @@ sets `offline` as its retained will, announces `online`, and publishes punches
 at QoS 1, either as JSON events or as ZKTeco ATTLOG lines. Like a real
 device it keeps every punch the broker has not acknowledged and sends it
 again after a reconnect, so nothing is lost while the gateway restarts.
+It executes the commands it receives (open_door, sync_time, reboot) and
+answers each on `commands/result`; unknown commands are answered ok=false.
 
 Run alone: python -m firmware_stubs.mqtt_terminal --port 1883 --device att-01 --count 1000
 """
@@ -27,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.devices.attlog import encode_line
 
 VERIFY = ("fingerprint", "card", "face", "password")
+KNOWN_COMMANDS = ("open_door", "sync_time", "reboot")
 
 
 class MqttTerminal:
@@ -43,6 +46,7 @@ class MqttTerminal:
         tz: tzinfo = ZoneInfo("Asia/Shanghai"),
         start: datetime | None = None,
         max_inflight: int = 100,
+        answer_commands: bool = True,
     ) -> None:
         if mode not in ("json", "attlog"):
             raise ValueError("mode is json or attlog")
@@ -53,6 +57,9 @@ class MqttTerminal:
         self.clock = start or datetime.now(timezone.utc)
         self.seq = itertools.count(1)
         self.published = 0
+        self.answer_commands = answer_commands
+        self.commands: list[dict] = []  # every command received, answered or not
+        self.refused = threading.Event()  # the broker turned the login down
         self.connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False,
@@ -64,18 +71,46 @@ class MqttTerminal:
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(0.2, 2)
-        self.client.on_connect = lambda c, u, f, rc, p: self.connected.set() if not rc.is_failure else None
+        self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
+        self.client.on_message = self._on_command
         self._host, self._port = host, port
 
     def topic(self, channel: str) -> str:
         return f"devices/{self.device_id}/{channel}"
 
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+        if rc.is_failure:  # type: ignore[attr-defined]
+            self.refused.set()
+            return
+        client.subscribe(self.topic("commands"), qos=1)
+        self.connected.set()
+
+    def _on_command(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            command = orjson.loads(msg.payload)
+        except orjson.JSONDecodeError:
+            return
+        self.commands.append(command)
+        if not self.answer_commands or not isinstance(command, dict):
+            return
+        name = command.get("name")
+        ok = name in KNOWN_COMMANDS
+        detail = f"{name} done" if ok else f"unknown command {name!r}"
+        result = {"id": command.get("id"), "ok": ok, "detail": detail}
+        client.publish(self.topic("commands/result"), orjson.dumps(result), qos=1)
+
     def start(self, timeout: float = 10.0) -> MqttTerminal:
         self.client.connect_async(self._host, self._port, keepalive=15)
         self.client.loop_start()
-        if not self.connected.wait(timeout):
-            raise TimeoutError(f"{self.device_id}: no broker at {self._host}:{self._port}")
+        deadline = time.monotonic() + timeout
+        while not self.connected.wait(0.05):
+            if self.refused.is_set():
+                self.client.loop_stop()
+                raise PermissionError(f"{self.device_id}: the broker refused the login")
+            if time.monotonic() > deadline:
+                self.client.loop_stop()
+                raise TimeoutError(f"{self.device_id}: no broker at {self._host}:{self._port}")
         self.client.publish(self.topic("status"), orjson.dumps({"online": True, "firmware": "sim-1.0"}), 1, True)
         return self
 

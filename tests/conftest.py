@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -50,7 +53,7 @@ class Mosquitto:
     to the `mosquitto` user and fail to write its persistence file here.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, dynsec_admin: tuple[str, str] | None = None) -> None:
         binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if binary is None:
             pytest.fail("mosquitto is not installed (apt-get install mosquitto); these tests need a real broker")
@@ -70,8 +73,32 @@ class Mosquitto:
             max_inflight_messages 4000
             log_dest file {workdir}/mosquitto.log
             """))
+        if dynsec_admin is not None:
+            self._enable_dynsec(*dynsec_admin)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
+
+    def _enable_dynsec(self, username: str, password: str) -> None:
+        """mosquitto's dynamic security plugin, with `username` as its admin (what `mosquitto_ctrl dynsec init` makes)."""
+        plugins = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")) + sorted(
+            Path("/usr/lib").glob("mosquitto_dynamic_security.so"))
+        if not plugins:
+            pytest.fail("mosquitto's dynamic security plugin is missing (Debian package mosquitto >= 2.0)")
+        salt = os.urandom(12)
+        digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+        admin_acls = [{"acltype": t, "topic": topic, "allow": True} for t, topic in (
+            ("publishClientSend", "$CONTROL/dynamic-security/#"), ("publishClientReceive", "$CONTROL/dynamic-security/#"),
+            ("subscribePattern", "$CONTROL/dynamic-security/#"), ("publishClientReceive", "#"),
+            ("subscribePattern", "#"), ("unsubscribePattern", "#"))]  # fmt: skip
+        (self.workdir / "dynsec.json").write_text(json.dumps({
+            "clients": [{"username": username, "password": base64.b64encode(digest).decode(),
+                         "salt": base64.b64encode(salt).decode(), "iterations": 101, "roles": [{"rolename": "admin"}]}],
+            "roles": [{"rolename": "admin", "acls": admin_acls}],
+            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True, "subscribe": False,
+                                 "unsubscribe": True},
+        }))  # fmt: skip
+        conf = self.conf.read_text().replace("allow_anonymous true\n", "allow_anonymous false\n")
+        self.conf.write_text(conf + f"plugin {plugins[0]}\nplugin_opt_config_file {self.workdir}/dynsec.json\n")
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,6 +217,23 @@ def gateway_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for gw in made:
         gw.close()
+
+
+BROKER_ADMIN = ("gateway", "gateway-broker-password")
+
+
+@pytest.fixture
+def secured_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """mosquitto with the dynamic security plugin; the gateway's login is its admin."""
+    broker_dir = tmp_path / "secured-broker"
+    broker_dir.mkdir()
+    broker = Mosquitto(broker_dir, dynsec_admin=BROKER_ADMIN)
+    yield broker
+    broker.stop()
+
+
+def dynsec_mqtt_settings() -> str:
+    return f'device_auth = "dynsec"\nusername = "{BROKER_ADMIN[0]}"\npassword = "{BROKER_ADMIN[1]}"'
 
 
 @pytest.fixture
