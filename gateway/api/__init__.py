@@ -19,9 +19,9 @@ def create_app(services: Any) -> FastAPI:
     app.state.services = services
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(devices.router)
-    app.include_router(records.router)
-    app.include_router(people.router)
-    app.include_router(tokens.router)
-    app.include_router(audit.router)
+    app.include_router(devices.router, responses=errors.RESPONSES)
+    app.include_router(records.router, responses=errors.RESPONSES)
+    app.include_router(people.router, responses=errors.RESPONSES)
+    app.include_router(tokens.router, responses=errors.RESPONSES)
+    app.include_router(audit.router, responses=errors.RESPONSES)
     return app

@@ -7,8 +7,24 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 log = logging.getLogger(__name__)
+
+
+class Error(BaseModel):
+    """What every error answer looks like; some add details, e.g. validation's `errors` list."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+
+
+# For the /api routers: documents the error shape they really answer, in place of FastAPI's
+# default 422 schema (a `detail` array), which _validation below does not answer.
+RESPONSES: dict[int | str, dict] = {
+    401: {"model": Error, "description": "missing or invalid token"},
+    422: {"model": Error, "description": "invalid request"},
+}
 
 
 def _where(loc: tuple) -> str:
