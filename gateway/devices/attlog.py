@@ -41,7 +41,9 @@ def _code(name: str, text: str) -> int:
     return int(text)
 
 
-def _line(line: str, device_id: str, tz: tzinfo, source: str, verify_map: Mapping[int, str]) -> Punch:
+def _line(
+    line: str, device_id: str, tz: tzinfo, source: str, verify_map: Mapping[int, str], not_after: datetime | None
+) -> Punch:
     fields = line.split("\t")
     if len(fields) < 4:
         raise _Reject("bad_line", f"{len(fields)} field(s), need at least 4")
@@ -60,6 +62,8 @@ def _line(line: str, device_id: str, tz: tzinfo, source: str, verify_map: Mappin
         utc = localize(naive, tz)
     except (ValueError, OverflowError) as exc:  # TimeError is a ValueError
         raise _Reject("bad_time", f"time {text!r}: {exc}") from None
+    if not_after is not None and utc > not_after:
+        raise _Reject("future_time", f"time {text!r} is later than {not_after:%Y-%m-%d %H:%M} UTC: the terminal's clock is wrong")
 
     status = _code("status", fields[2].strip())
     verify_code = _code("verify", fields[3].strip())
@@ -90,8 +94,13 @@ def decode(
     tz: tzinfo,
     source: str = "attlog",
     verify_map: Mapping[int, str] | None = None,
+    not_after: datetime | None = None,
 ) -> Decoded:
     """Decode an ATTLOG batch; one reject per bad line, the good lines kept.
+
+    `not_after` (UTC): lines dated later are rejected as `future_time`, as a
+    terminal with a wrong clock sends them (the caller picks the bound: the
+    codec has no clock).
 
     Raises DecodeError only when the whole payload is unusable: not UTF-8
     (`bad_utf8`) or without a single non-blank line (`empty`).
@@ -116,7 +125,7 @@ def decode(
             continue
         seen_line = True
         try:
-            out.events.append(_line(line, device_id, tz, source, vmap))
+            out.events.append(_line(line, device_id, tz, source, vmap, not_after))
         except _Reject as rej:
             out.rejects.append(DecodeError(rej.reason, rej.detail, line.encode()))
         except Exception as exc:  # a bug here must not take the pipeline down

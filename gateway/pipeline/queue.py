@@ -8,6 +8,7 @@ non-empty or a batch fills, not on every message.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -22,7 +23,7 @@ class Acker(Protocol):
 class Inbound:
     """One input as a transport received it."""
 
-    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token", "reject", "sender")
+    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token", "reject", "sender", "accepted")
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class Inbound:
         self.token = token
         self.reject = reject  # the transport already refused it: dead-letter with this reason
         self.sender = sender  # who sent it, where the transport knows (login, peer address)
+        self.accepted = 0  # set by the store writer: records decoded from it (ADMS answers OK:<n>)
 
 
 class IngestQueue:
@@ -103,3 +105,31 @@ class IngestQueue:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class LoopAcker:
+    """For transports on the event loop: each input's token is a future, resolved
+    True once the batch holding it is committed (the transport then answers its
+    sender), or False if the gateway stops first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def future(self) -> asyncio.Future[bool]:
+        return self.loop.create_future()
+
+    def ack(self, tokens: list[Any]) -> None:
+        self.loop.call_soon_threadsafe(_resolve, tokens)
+
+
+def _resolve(futures: list[asyncio.Future[bool]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(True)
+
+
+async def submit(queue: IngestQueue, item: Inbound) -> bool:
+    """Queue from the event loop without blocking it: waits in a thread only while the queue is full."""
+    if queue.put_nowait(item):
+        return True
+    return not queue.closed and await asyncio.to_thread(queue.put, item)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import orjson
@@ -15,17 +15,30 @@ from gateway.timeutil import to_epoch_ms
 
 # (payload, device, time received) -> Decoded
 Decoder = Callable[[bytes, DeviceInfo, datetime], Decoded]
+# Terminals dated more than this ahead of the gateway have a wrong clock (ZKTeco's own server does the same).
+FUTURE_LIMIT = timedelta(days=1)
 
 DECODERS: dict[str, Decoder] = {
+    # MQTT: devices/{id}/{channel}
     "events": lambda p, d, now: mqtt_json.decode(p, d.id, d.tz),
-    "attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz),
+    "attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
     "status": lambda p, d, now: mqtt_device.decode_status(p, d.id, now),
     "commands/result": lambda p, d, now: mqtt_device.decode_command_result(p, d.id, now),
+    # Other transports name the channel themselves and set the device id.
+    "iclock/ATTLOG": lambda p, d, now: attlog.decode(p, d.id, d.tz, "zk-adms", not_after=now + FUTURE_LIMIT),
+    "iclock/OPERLOG": lambda p, d, now: Decoded(),  # user and enrolment lines: kept in the journal only
+    "serial/attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
 }
 
 
-def route_topic(topic: str) -> tuple[str | None, str | None]:
-    """devices/{id}/{channel} -> (device id, channel); anything else -> (None, None)."""
+def route(topic: str, device_id: str | None) -> tuple[str | None, str | None]:
+    """(device id, channel) of an input; channel None when no decoder takes it.
+
+    MQTT topics carry the device: devices/{id}/{channel}. Other transports
+    set the device id and use the channel as the topic.
+    """
+    if device_id is not None:
+        return device_id, topic if topic in DECODERS else None
     parts = topic.split("/", 2)
     if len(parts) == 3 and parts[0] == "devices" and parts[1] and parts[2] in DECODERS:
         return parts[1], parts[2]

@@ -24,7 +24,7 @@ from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
 from gateway.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
-from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route_topic, to_row
+from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route, to_row
 from gateway.registry import Registry
 from gateway.store import journal
 from gateway.store.models import DeadLetter, Device, Journal
@@ -156,9 +156,7 @@ class Pipeline:
         if item.reject is not None:
             batch.dead_letter(item, None, item.reject, f"refused by the transport (sender {item.sender!r})", payload)
             return
-        device_id, channel = route_topic(item.topic)
-        if item.device_id is not None:
-            device_id = item.device_id
+        device_id, channel = route(item.topic, item.device_id)
         if channel is None:
             batch.dead_letter(item, device_id, "unknown_topic", f"no decoder for topic {item.topic[:200]!r}", payload)
             return
@@ -187,6 +185,7 @@ class Pipeline:
             if kind == "status":
                 batch.status[device.id] = {"dev": device.id, "on": event.online, "fw": event.detail.get("firmware")}
         counts[0] += len(decoded.events)
+        item.accepted = len(decoded.events)
         for reject in decoded.rejects:
             batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
 

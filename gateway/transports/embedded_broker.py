@@ -27,7 +27,7 @@ from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
 from gateway.metrics import Metrics
-from gateway.pipeline.queue import Inbound, IngestQueue
+from gateway.pipeline.queue import Inbound, IngestQueue, LoopAcker, submit
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,13 @@ class EmbeddedBroker:
         self.metrics = metrics
         self.check_login = check_login
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._acker: LoopAcker | None = None
         self._broker: _GatewayBroker | None = None
         self._accepting = True
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._acker = LoopAcker(self._loop)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": self.listen}},
             "plugins": {},
@@ -139,12 +141,11 @@ class EmbeddedBroker:
         """Queue a device message; for QoS 1, return once it is committed."""
         if not self._accepting:
             return False
-        assert self._loop is not None
-        future = self._loop.create_future() if qos else None
-        item = Inbound("mqtt", topic, payload, None, self if future else None, future, reject, sender)
-        if not self.queue.put_nowait(item):
-            if self.queue.closed or not await asyncio.to_thread(self.queue.put, item):
-                return False
+        assert self._acker is not None
+        future = self._acker.future() if qos else None
+        item = Inbound("mqtt", topic, payload, None, self._acker if future else None, future, reject, sender)
+        if not await submit(self.queue, item):
+            return False
         return await future if future is not None else True
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -156,14 +157,3 @@ class EmbeddedBroker:
         """From a worker thread: drop `username`'s live connections."""
         assert self._loop is not None and self._broker is not None
         asyncio.run_coroutine_threadsafe(self._broker.kick(username), self._loop).result(timeout)
-
-    def ack(self, tokens: list[Any]) -> None:
-        """Called by the store writer after the commit: release the PUBACKs."""
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve, tokens)
-
-
-def _resolve(futures: list[asyncio.Future[bool]]) -> None:
-    for future in futures:
-        if not future.done():
-            future.set_result(True)
