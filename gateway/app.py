@@ -30,9 +30,11 @@ from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
+from gateway.transports.serial_line import SerialLine
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
+LINE_PROTOCOLS = ("attlog", "card-lines")  # serial protocols read as text lines
 
 
 class _ApiServer(uvicorn.Server):
@@ -73,6 +75,10 @@ class Gateway:
                 self.mqtt.control[CONTROL + "/response"] = dynsec.on_response
                 self.mqtt.on_connected.append(self._ensure_gateway_role(dynsec))
                 broker_auth = dynsec
+        self.serial_lines = [
+            SerialLine(line.port, line.baudrate, line.protocol, line.device_id, self.queue)
+            for line in s.serial if line.protocol in LINE_PROTOCOLS
+        ]  # fmt: skip
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, secretbox.load(s), broker_auth)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
@@ -121,6 +127,11 @@ class Gateway:
         if self.mqtt is not None:
             self.mqtt.start()
             self.commands.bind(asyncio.get_running_loop(), self.mqtt.publish_confirmed)
+        for line in self.serial_lines:
+            line.start()
+        for line in s.serial:
+            if line.protocol not in LINE_PROTOCOLS:
+                log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
         self._tasks = [asyncio.create_task(self.liveness.run_sweeps()), asyncio.create_task(self.commands.run_expiry())]
         host, port = s.api.host_port()
         config = uvicorn.Config(
@@ -143,6 +154,8 @@ class Gateway:
         for transport in (self.broker, self.mqtt):
             if transport is not None:
                 transport.pause()
+        for line in self.serial_lines:
+            await asyncio.to_thread(line.stop, 0.5)
         await asyncio.to_thread(self.pipeline.stop, STOP_TIMEOUT - 1.0)
         if self.mqtt is not None:
             await self.mqtt.stop()

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import orjson
 
-from gateway.devices import attlog, mqtt_device, mqtt_json
+from gateway.devices import attlog, card_lines, mqtt_device, mqtt_json
 from gateway.devices.base import Decoded
 from gateway.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.registry import DeviceInfo
@@ -28,6 +28,7 @@ DECODERS: dict[str, Decoder] = {
     "iclock/ATTLOG": lambda p, d, now: attlog.decode(p, d.id, d.tz, "zk-adms", not_after=now + FUTURE_LIMIT),
     "iclock/OPERLOG": lambda p, d, now: Decoded(),  # user and enrolment lines: kept in the journal only
     "serial/attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
+    "serial/card-lines": lambda p, d, now: card_lines.decode(p, d.id, d.tz, now),
 }
 
 
