@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.credentials import verify_secret
 from gateway.liveness import Liveness
 from gateway.metrics import Metrics
+from gateway.people_index import PeopleIndex
 from gateway.pipeline import IngestQueue, Pipeline
 from gateway.provisioning import Provisioner
 from gateway.registry import Registry
@@ -55,9 +56,10 @@ class Gateway:
         self.engine = make_engine(s.database.url.get_secret_value(), s.database.sqlite_synchronous)
         self.registry = Registry(self.engine, s.site.timezone)
         self.queue = IngestQueue(s.pipeline.queue_size, s.pipeline.batch_size)
+        self.people = PeopleIndex(self.engine)
         self.pipeline = Pipeline(
             self.engine, self.registry, self.queue, self.metrics,
-            batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload,
+            batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload, people=self.people,
         )  # fmt: skip
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         self.commands = Commands(self.engine, self.metrics)
@@ -101,6 +103,15 @@ class Gateway:
         stored = await asyncio.to_thread(self._credential_hash, username)
         return "device" if await asyncio.to_thread(verify_secret, password, stored) else None
 
+    def people_changed(self) -> None:
+        """After a change to people: new punches resolve with it, stored ones are re-mapped."""
+
+        def refresh() -> None:
+            self.people.load()
+            self.people.remap()
+
+        self.pipeline.run_in_writer(refresh)
+
     def _credential_hash(self, device_id: str) -> str | None:
         with Session(self.engine) as session:
             device = session.get(Device, device_id)
@@ -120,6 +131,7 @@ class Gateway:
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.registry.load)
         await asyncio.to_thread(self.liveness.load)
+        await asyncio.to_thread(self.people.load)
         self.pipeline.start()
         if self.broker is not None:
             await self.broker.start()

@@ -21,6 +21,15 @@ from gateway.store.models import Person
 from gateway.timeutil import iso_utc
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
+
+
+def _people_changed(request: Request) -> Any:
+    # After the change commits: punches map to people anew, including those stored before.
+    yield
+    request.app.state.services.people_changed()
+
+
+changes_people = [Depends(_people_changed)]
 read_people = allow("operator", "auditor", "installer")
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
@@ -115,7 +124,7 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=changes_people)
 def create_person(body: PersonCreate, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
     with _writes, Session(eng) as session:
         if session.get(Person, body.id) is not None:
@@ -148,7 +157,7 @@ def get_person(person_id: Annotated[str, Path(max_length=64)], eng: Any = Depend
         return shape(_get(session, person_id))
 
 
-@router.patch("/{person_id}")
+@router.patch("/{person_id}", dependencies=changes_people)
 def patch_person(
     person_id: Annotated[str, Path(max_length=64)], body: PersonPatch,
     actor: Actor = Depends(admin_only), eng: Any = Depends(engine),
@@ -173,7 +182,7 @@ def patch_person(
         return shape(person)
 
 
-@router.delete("/{person_id}", status_code=204)
+@router.delete("/{person_id}", status_code=204, dependencies=changes_people)
 def delete_person(
     person_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only), eng: Any = Depends(engine)
 ) -> Response:
@@ -202,6 +211,7 @@ async def _read_csv(request: Request) -> bytes:
 
 @router.post(
     "/import",
+    dependencies=changes_people,
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
     description="Header row: id,name[,department,platform_user_id,cards,device_user_ids]. cards as "
     '"10:1093;2001", device_user_ids as "att-01=101;*=E1001". All rows or none are stored.',

@@ -39,6 +39,7 @@ def list_punches(
     person: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     user: Annotated[str | None, Query(max_length=64, description="the id the device knows the person by")] = None,
+    unmapped: Annotated[bool | None, Query(description="true: only punches that resolve to no person")] = None,
     since: Annotated[str | None, Query(max_length=64, description="RFC 3339, inclusive")] = None,
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")] = None,
 ) -> dict[str, Any]:
@@ -50,6 +51,8 @@ def list_punches(
         query = query.where(t.device_id == device_id)
     if user is not None:
         query = query.where(t.user == user)
+    if unmapped is not None:
+        query = query.where(t.person_id.is_(None) if unmapped else t.person_id.is_not(None))
     if (start := query_time("since", since)) is not None:
         query = query.where(t.time >= start)
     if (end := query_time("until", until)) is not None:

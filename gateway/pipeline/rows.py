@@ -62,12 +62,12 @@ COLUMNS = {
 }  # fmt: skip
 
 
-def to_row(event: Event, raw_ref: str, stored_at: int) -> tuple[Any, ...]:
+def to_row(event: Event, raw_ref: str, stored_at: int, person_id: str | None = None) -> tuple[Any, ...]:
     """The event as a tuple in COLUMNS order (the writer inserts tuples: cheapest per row)."""
     t = type(event)
     if t is Punch:
         return (
-            event.key, event.device_id, event.user, None, to_epoch_ms(event.time), event.utc_offset_min,
+            event.key, event.device_id, event.user, person_id, to_epoch_ms(event.time), event.utc_offset_min,
             event.direction, event.verify, event.status_code, event.verify_code, event.workcode, event.seq,
             event.source, raw_ref, stored_at,
         )  # fmt: skip

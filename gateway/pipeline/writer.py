@@ -24,6 +24,7 @@ from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
 from gateway.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
+from gateway.people_index import PeopleIndex
 from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route, to_row
 from gateway.registry import Registry
 from gateway.store import journal
@@ -66,6 +67,7 @@ class Pipeline:
         *,
         batch_ms: int = 20,
         max_payload: int = 262144,
+        people: PeopleIndex | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -73,6 +75,8 @@ class Pipeline:
         self.metrics = metrics
         self.batch_wait = batch_ms / 1000
         self.max_payload = max_payload
+        self.people = people
+        self._jobs: list[Callable[[], None]] = []
         self.on_commit: list[Callable[[Batch], None]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -115,8 +119,21 @@ class Pipeline:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def run_in_writer(self, job: Callable[[], None]) -> None:
+        """Run `job` on the writer thread between batches, so it never races a batch's commit."""
+        self._jobs.append(job)
+
+    def _run_jobs(self) -> None:
+        while self._jobs:
+            job = self._jobs.pop(0)
+            try:
+                job()
+            except Exception:
+                log.exception("job on the store writer failed")
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._run_jobs()
             items = self.queue.take(self.batch_wait)
             self.metrics.queue_depth.set(len(self.queue))
             if items:
@@ -179,9 +196,11 @@ class Pipeline:
         accepted = batch.journal[item.transport]
         raw_ref = f"{segment}/{len(accepted)}"
         accepted.append((item.topic, payload))
+        people = self.people
         for event in decoded.events:
             kind = KIND[type(event)]
-            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms))
+            person = people.resolve(device.id, event.user) if kind == "punch" and people is not None else None
+            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms, person))
             if kind == "status":
                 batch.status[device.id] = {"dev": device.id, "on": event.online, "fw": event.detail.get("firmware")}
         counts[0] += len(decoded.events)
