@@ -64,7 +64,8 @@ class DeadLetter(SQLModel, table=True):
 
 class PunchRecord(SQLModel, table=True):
     __tablename__ = "punch"
-    __table_args__ = (Index("ix_punch_device_time", "device_id", "time"),)
+    # Time-ordered inserts make the time index cheap to keep; attendance reads punches by time range.
+    __table_args__ = (Index("ix_punch_device_time", "device_id", "time"), Index("ix_punch_time", "time"))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
@@ -214,3 +215,42 @@ class Command(SQLModel, table=True):
     sent_at: Optional[int] = _ms(nullable=True)
     finished_at: Optional[int] = _ms(nullable=True)
     timeout_s: int = 30
+
+
+class ShiftRow(SQLModel, table=True):
+    """A shift rule (see gateway/attendance): local wall-clock times in the site's zone."""
+
+    __tablename__ = "shift"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    start: str = Field(max_length=5)  # "HH:MM"
+    end: str = Field(max_length=5)  # "HH:MM"; not after start = crosses midnight
+    rules: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # margins, grace, thresholds, modes
+    workdays: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: int = _ms()
+
+
+class ShiftAssignment(SQLModel, table=True):
+    """Who works which shift: a person, or everyone in a department (a person's own assignment wins)."""
+
+    __tablename__ = "shift_assignment"
+    __table_args__ = (Index("ix_assignment_target", "target_type", "target_id", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    target_type: str = Field(max_length=16)  # person | department
+    target_id: str = Field(max_length=100)
+    shift_id: str = Field(max_length=64)
+
+
+class Holiday(SQLModel, table=True):
+    date: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, the site's calendar
+    name: str = Field(default="", max_length=200)
+
+
+class LeaveDay(SQLModel, table=True):
+    __tablename__ = "leave_day"
+
+    person_id: str = Field(primary_key=True, max_length=64)
+    date: str = Field(primary_key=True, max_length=10)
+    kind: str = Field(default="leave", max_length=32)
