@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 import logging
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ from gateway import config as config_mod
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Office hardware gateway.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+attendance_app = typer.Typer(no_args_is_help=True, help="Attendance records.")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(attendance_app, name="attendance")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file (default ./gateway.toml)")]
 
@@ -105,6 +108,58 @@ def config_check(config: ConfigOpt = None) -> None:
     settings = _settings(config)
     typer.echo(json.dumps(config_mod.masked(settings), indent=2))
     typer.echo("config ok", err=True)
+
+
+def _date(value: str, option: str) -> date:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        _fail(2, f"{option}: expected a date YYYY-MM-DD, got {value!r}")
+        raise  # unreachable
+    if not date(2000, 1, 1) <= day <= date(2199, 12, 31):
+        _fail(2, f"{option}: {value} is outside 2000-01-01..2199-12-31")
+    return day
+
+
+@attendance_app.command("report")
+def attendance_report(
+    date_from: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
+    date_to: Annotated[str, typer.Option("--to", help="last day, inclusive")],
+    format: Annotated[str, typer.Option("--format", help="table | csv | xlsx")] = "table",
+    out: Annotated[Optional[Path], typer.Option("--out", help="file to write (default: standard output; xlsx needs it)")] = None,
+    person: Annotated[Optional[str], typer.Option(help="one person only")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Daily attendance per person: status, first in, last out, worked minutes, final or provisional."""
+    if format not in ("table", "csv", "xlsx"):
+        _fail(2, f"--format: expected table, csv or xlsx, got {format!r}")
+    start, end = _date(date_from, "--from"), _date(date_to, "--to")
+    if end < start:
+        _fail(2, "--to: before --from")
+    if format == "xlsx" and out is None:
+        _fail(2, "--out: an xlsx report needs a file name")
+    settings = _settings(config)
+    from zoneinfo import ZoneInfo
+
+    from gateway.attendance import report
+    from gateway.attendance.store import daily_records, record_dict
+    from gateway.store.db import make_engine, upgrade
+
+    engine = make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous)
+    upgrade(engine)
+    records, people = daily_records(engine, settings.site.timezone, start, end, person)
+    items = [record_dict(r, people, ZoneInfo(settings.site.timezone)) for r in records]
+    if format == "xlsx":
+        assert out is not None
+        report.write_xlsx(items, out)
+        typer.echo(f"{len(items)} records written to {out}", err=True)
+        return
+    text = report.to_csv(items) if format == "csv" else report.to_table(items)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"{len(items)} records written to {out}", err=True)
 
 
 def main() -> None:

@@ -37,6 +37,15 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/tokens/{token_id}"): set(),
     ("DELETE", "/api/v1/tokens/{token_id}"): set(),
     ("GET", "/api/v1/audit"): {AUDITOR},
+    ("GET", "/api/v1/attendance/days"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/attendance/shifts"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/attendance/shifts"): set(),
+    ("DELETE", "/api/v1/attendance/shifts/{shift_id}"): set(),
+    ("GET", "/api/v1/attendance/assignments"): {OPERATOR, AUDITOR},
+    ("PUT", "/api/v1/attendance/assignments"): set(),
+    ("GET", "/api/v1/attendance/holidays"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/attendance/holidays"): set(),
+    ("POST", "/api/v1/attendance/leaves"): set(),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}
 BODIES = {
@@ -46,6 +55,10 @@ BODIES = {
     ("POST", "/api/v1/people"): {"id": "p-role", "name": "Role Test"},
     ("PATCH", "/api/v1/people/{person_id}"): {"name": "x"},
     ("POST", "/api/v1/tokens"): {"name": "t", "role": "auditor"},
+    ("POST", "/api/v1/attendance/shifts"): {"id": "s", "name": "S", "start": "09:00", "end": "18:00"},
+    ("PUT", "/api/v1/attendance/assignments"): {"target_type": "person", "target_id": "p-1", "shift_id": "s"},
+    ("POST", "/api/v1/attendance/holidays"): {"date": "2026-01-01"},
+    ("POST", "/api/v1/attendance/leaves"): {"person_id": "p-1", "date": "2026-01-02"},
 }
 
 
@@ -68,7 +81,7 @@ def tokens(gw):
 
 
 def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
-    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope")
+    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {}
     if (method, template) == ("POST", "/api/v1/people/import"):
