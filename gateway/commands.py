@@ -1,9 +1,17 @@
 """Commands down to devices: queued -> sent -> succeeded | failed | timed_out.
 
-A command is stored first (so it is never lost), then published QoS 1 on
-`devices/{id}/commands`; `sent` once the broker has it. The device answers
-on `devices/{id}/commands/result`; the store writer reports each committed
-result here. A command with no answer within its timeout is `timed_out`.
+A command is stored first (so it is never lost), then, by the device's protocol:
+
+- MQTT devices: published QoS 1 on `devices/{id}/commands`; `sent` once the
+  broker has it. The device answers on `devices/{id}/commands/result`; the
+  store writer reports each committed result here.
+- Devices that fetch their commands (PULL_PROTOCOLS: ZK ADMS terminals poll
+  `/iclock/getrequest`): left `queued` until the device polls; the poll takes
+  them (`take_queued`, which marks them `sent`) and the device's answer
+  finishes them (`finish`).
+
+A command with no answer within its timeout is `timed_out`, whether it was
+ever sent or not.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import orjson
 from sqlalchemy import Engine, and_, select, update
@@ -21,11 +29,13 @@ from sqlmodel import Session
 from gateway.metrics import Metrics
 from gateway.pipeline.rows import COLUMNS
 from gateway.pipeline.writer import Batch
-from gateway.store.models import Command
+from gateway.store.models import Command, Device
 
 log = logging.getLogger(__name__)
 
 OPEN = ("queued", "sent")
+# Protocols whose devices fetch their commands: nothing is pushed, the device's poll takes them.
+PULL_PROTOCOLS = frozenset({"zk-adms"})
 _RESULT = {name: i for i, name in enumerate(COLUMNS["command_result"])}
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -52,12 +62,71 @@ class Commands:
             created_by=actor, created_at=now_ms(), timeout_s=timeout_s,
         )  # fmt: skip
         with Session(self.engine) as session:
+            device = session.get(Device, device_id)
+            pull = device is not None and device.protocol in PULL_PROTOCOLS
             session.add(command)
             session.commit()
             session.refresh(command)
-        if self._loop is not None:
+        if self._loop is not None and not pull:
             asyncio.run_coroutine_threadsafe(self._send(command.id, device_id, name, args), self._loop)
         return command
+
+    # -- devices that fetch their commands --------------------------------------
+
+    def take_queued(
+        self, device_id: str, limit: int = 20, key: Callable[[Command], str] | None = None
+    ) -> list[Command]:
+        """The device's queued commands, oldest first, now marked `sent`. Call from a worker thread.
+
+        Commands past their timeout are left for expiry. `key` (the id the device
+        sees): a command whose key equals that of another open command of the
+        device stays queued until that one is finished, so every answer maps to
+        one command.
+        """
+        now = now_ms()
+        with Session(self.engine) as session:
+            open_commands = session.execute(
+                select(Command).where(and_(Command.device_id == device_id, Command.state.in_(OPEN))).order_by(Command.id)
+            ).scalars().all()
+        in_use = {key(c) for c in open_commands if c.state == "sent"} if key else set()
+        taken: list[Command] = []
+        for command in open_commands:
+            if len(taken) >= limit:
+                break
+            if command.state != "queued" or command.created_at + command.timeout_s * 1000 < now:
+                continue
+            if key is not None:
+                wire = key(command)
+                if wire in in_use:
+                    continue
+                in_use.add(wire)
+            # Only if still queued: two polls at once must not both send it.
+            if self._set(command.id, ("queued",), state="sent", sent_at=now):
+                command.state, command.sent_at = "sent", now
+                taken.append(command)
+        return taken
+
+    def sent(self, device_id: str) -> Sequence[Command]:
+        """The device's commands waiting for its answer."""
+        with Session(self.engine) as session:
+            return session.execute(
+                select(Command).where(and_(Command.device_id == device_id, Command.state == "sent"))
+            ).scalars().all()
+
+    def finish(self, command_id: str, ok: bool, detail: str = "", device_id: str | None = None) -> bool:
+        """An open command succeeded or failed (the device said so). False if it was not open
+        (unknown, another device's, already finished or timed out)."""
+        state = "succeeded" if ok else "failed"
+        condition = and_(Command.id == command_id, Command.state.in_(OPEN))
+        if device_id is not None:
+            condition = and_(condition, Command.device_id == device_id)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(Command).where(condition).values(state=state, detail=detail[:2000], finished_at=now_ms())
+            ).rowcount
+        if changed:
+            self.metrics.commands.labels(state).inc()
+        return bool(changed)
 
     async def _send(self, command_id: str, device_id: str, name: str, args: dict[str, Any]) -> None:
         payload = orjson.dumps({"id": command_id, "name": name, "args": args})

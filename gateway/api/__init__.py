@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import audit, devices, errors, health, people, records, tokens
+from gateway.api import attendance, audit, devices, errors, health, iclock, people, records, tokens
 
 
 def create_app(services: Any) -> FastAPI:
@@ -21,7 +21,9 @@ def create_app(services: Any) -> FastAPI:
     app.include_router(health.router)
     app.include_router(devices.router, responses=errors.RESPONSES)
     app.include_router(records.router, responses=errors.RESPONSES)
+    app.include_router(attendance.router, responses=errors.RESPONSES)
     app.include_router(people.router, responses=errors.RESPONSES)
     app.include_router(tokens.router, responses=errors.RESPONSES)
     app.include_router(audit.router, responses=errors.RESPONSES)
+    app.include_router(iclock.router)  # ZK ADMS terminals: no bearer token, identified by SN
     return app

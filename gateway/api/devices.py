@@ -11,6 +11,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
+from gateway.commands import PULL_PROTOCOLS
+from gateway.devices import zk_adms
+from gateway.devices.errors import DecodeError
 from gateway.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
 from gateway.store.models import Command, Device
 from gateway.timeutil import iso_utc
@@ -159,8 +162,13 @@ def queue_command(
         device = session.get(Device, device_id)
         if device is None:
             raise HTTPException(404, f"no device {device_id!r}")
-        if device.protocol not in MQTT_PROTOCOLS:
+        if device.protocol not in MQTT_PROTOCOLS and device.protocol not in PULL_PROTOCOLS:
             raise HTTPException(409, f"commands to {device.protocol!r} devices are not supported yet")
+        if device.protocol == "zk-adms":
+            try:  # a fixed vocabulary: refuse now what the terminal could never be sent
+                zk_adms.command_text(body.name, body.args)
+            except DecodeError as exc:
+                raise HTTPException(422, f"{exc.reason}: {exc.detail}") from None
     return shape_command(svc.commands.submit(device_id, body.name, body.args, body.timeout_s, actor.name))
 
 
