@@ -105,4 +105,7 @@ def test_demo_runs_and_stores_punches_from_its_simulated_terminals(tmp_path):
 
     with sqlite3.connect(tmp_path / "demo.db") as db:
         sources = dict(db.execute("SELECT source, count(*) FROM punch GROUP BY source").fetchall())
-    assert sources.get("mqtt-json", 0) > 5 and sources.get("attlog", 0) > 5
+    assert sources.get("mqtt-json", 0) > 5 and sources.get("attlog", 0) > 5 and sources.get("zk-adms", 0) >= 5
+    with sqlite3.connect(tmp_path / "demo.db") as db:
+        unmapped = db.execute("SELECT count(*) FROM punch WHERE person_id IS NULL").fetchone()[0]
+    assert unmapped == 0, "every demo punch belongs to a demo person"
