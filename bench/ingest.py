@@ -241,7 +241,7 @@ def drain_gateway(box: Sandbox, payloads: list[bytes]) -> dict:
     n, tmp = len(payloads), box.tempdir()
     port, api = start_broker(box, tmp), f"127.0.0.1:{free_port()}"
     (tmp / "gw.toml").write_text(f'[database]\nurl = "sqlite:///{tmp}/gw.db"\n[mqtt]\nbroker = "mqtt://127.0.0.1:{port}"\n'
-                                 f'client_id = "gateway-bench"\n[api]\nlisten = "{api}"\nadmin_token = "{TOKEN}"\n')
+                                 f'client_id = "gateway-bench"\ndevice_auth = "off"\n[api]\nlisten = "{api}"\nadmin_token = "{TOKEN}"\n')
 
     def start(name: str) -> subprocess.Popen:
         return box.spawn([sys.executable, "-m", "gateway", "run", "--config", str(tmp / "gw.toml")],
