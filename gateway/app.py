@@ -144,7 +144,10 @@ class Gateway:
         for line in s.serial:
             if line.protocol not in LINE_PROTOCOLS:
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
-        self._tasks = [asyncio.create_task(self.liveness.run_sweeps()), asyncio.create_task(self.commands.run_expiry())]
+        self._tasks = [
+            asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),
+            asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),
+        ]
         host, port = s.api.host_port()
         config = uvicorn.Config(
             create_app(self), host=host, port=port, lifespan="off", log_level="warning",
@@ -194,6 +197,16 @@ class Gateway:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+async def _every(interval: float, job: Any, what: str) -> None:
+    """Run a blocking housekeeping job on a worker thread every `interval` seconds, for ever."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(job)
+        except Exception:
+            log.exception("%s failed", what)
 
 
 def run_loop(main: Any) -> Any:

@@ -178,11 +178,3 @@ class Commands:
         if expired:
             self.metrics.commands.labels("timed_out").inc(len(expired))
         return len(expired)
-
-    async def run_expiry(self, interval: float = 0.5) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.expire)
-            except Exception:
-                log.exception("command expiry failed")

@@ -9,7 +9,6 @@ transition is stored as a device_status row and counted in /metrics.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -83,14 +82,6 @@ class Liveness:
                     self._kind.get(device_id, ""), 600)
             ]  # fmt: skip
         self._apply(silent, now_ms, touch=False)
-
-    async def run_sweeps(self, interval: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.sweep)
-            except Exception:
-                log.exception("liveness sweep failed")
 
     # -- transitions ----------------------------------------------------------
 

@@ -11,6 +11,18 @@ _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+def check_zone(value: str) -> str:
+    """An IANA zone name, or ValueError naming it (empty passes: "use the default")."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 class TimeError(ValueError):
     """A device time that cannot be understood or is out of range."""
 

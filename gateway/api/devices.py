@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,7 +15,7 @@ from gateway.devices import zk_adms
 from gateway.devices.errors import DecodeError
 from gateway.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
 from gateway.store.models import Command, Device
-from gateway.timeutil import iso_utc
+from gateway.timeutil import check_zone, iso_utc
 from gateway.transports.broker_auth import BrokerAuthError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -30,12 +29,7 @@ Protocol = Literal["mqtt-json", "zk-adms", "attlog", "osdp", "nmea", "jt808", "o
 
 
 def _check_zone(value: str | None) -> str | None:
-    if value:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-    return value
+    return check_zone(value) if value is not None else None
 
 
 class DeviceCreate(BaseModel):
