@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from gateway import people
-from tests.conftest import TOKEN
 
 CSV = {"Content-Type": "text/csv"}
 
