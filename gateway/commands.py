@@ -149,17 +149,7 @@ class Commands:
     def on_commit(self, batch: Batch) -> None:
         """Store-writer hook: results that just arrived finish their commands."""
         for row in batch.records.get("command_result", ()):
-            command_id, device_id = row[_RESULT["command_id"]], row[_RESULT["device_id"]]
-            ok, detail = row[_RESULT["ok"]], row[_RESULT["detail"]]
-            state = "succeeded" if ok else "failed"
-            with self.engine.begin() as conn:
-                changed = conn.execute(
-                    update(Command)
-                    .where(and_(Command.id == command_id, Command.device_id == device_id, Command.state.in_(OPEN)))
-                    .values(state=state, detail=detail[:2000], finished_at=batch.now_ms)
-                ).rowcount
-            if changed:
-                self.metrics.commands.labels(state).inc()
+            self.finish(row[_RESULT["command_id"]], row[_RESULT["ok"]], row[_RESULT["detail"]], row[_RESULT["device_id"]])
 
     def expire(self) -> int:
         """Open commands past their timeout become timed_out."""
