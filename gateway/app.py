@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from gateway import __version__, secretbox
 from gateway.api import create_app
+from gateway.access.service import AccessControl
 from gateway.commands import Commands
 from gateway.config import Settings
 from gateway.credentials import verify_secret
@@ -62,6 +63,7 @@ class Gateway:
             batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload, people=self.people,
         )  # fmt: skip
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
+        self.access = AccessControl(self.engine, s.site.timezone, self.queue)
         self.commands = Commands(self.engine, self.metrics)
         self.pipeline.on_commit += [self.liveness.on_commit, self.commands.on_commit]
         self.broker: EmbeddedBroker | None = None
@@ -104,7 +106,9 @@ class Gateway:
         return "device" if await asyncio.to_thread(verify_secret, password, stored) else None
 
     def people_changed(self) -> None:
-        """After a change to people: new punches resolve with it, stored ones are re-mapped."""
+        """After a change to people: the doors decide with it at once; new punches resolve with
+        it, stored ones are re-mapped."""
+        self.access.reload()
 
         def refresh() -> None:
             self.people.load()
@@ -132,6 +136,7 @@ class Gateway:
         await asyncio.to_thread(self.registry.load)
         await asyncio.to_thread(self.liveness.load)
         await asyncio.to_thread(self.people.load)
+        await asyncio.to_thread(self.access.reload)
         self.pipeline.start()
         if self.broker is not None:
             await self.broker.start()

@@ -51,6 +51,13 @@ class AccessEvent:
     direction: str = "unknown"
     source: str = "mqtt-json"
     key: bytes = b""
+    # Set when the gateway itself decided (OSDP readers); a door controller's own decision has none.
+    reason: str | None = None
+    person_id: str | None = None
+    visitor_id: str | None = None
+    credential_format: str | None = None
+    facility: int | None = None
+    number: int | None = None
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): set(),
     ("GET", "/api/v1/audit"): {AUDITOR},
     ("GET", "/api/v1/attendance/days"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/access/events"): {OPERATOR, AUDITOR},
     ("GET", "/api/v1/attendance/shifts"): {OPERATOR, AUDITOR},
     ("POST", "/api/v1/attendance/shifts"): set(),
     ("DELETE", "/api/v1/attendance/shifts/{shift_id}"): set(),

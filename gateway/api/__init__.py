@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import attendance, audit, devices, errors, health, iclock, people, records, tokens
+from gateway.api import access, attendance, audit, devices, errors, health, iclock, people, records, tokens
 
 
 def create_app(services: Any) -> FastAPI:
@@ -22,6 +22,7 @@ def create_app(services: Any) -> FastAPI:
     app.include_router(devices.router, responses=errors.RESPONSES)
     app.include_router(records.router, responses=errors.RESPONSES)
     app.include_router(attendance.router, responses=errors.RESPONSES)
+    app.include_router(access.router, responses=errors.RESPONSES)
     app.include_router(people.router, responses=errors.RESPONSES)
     app.include_router(tokens.router, responses=errors.RESPONSES)
     app.include_router(audit.router, responses=errors.RESPONSES)

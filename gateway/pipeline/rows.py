@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import orjson
 
-from gateway.devices import attlog, card_lines, mqtt_device, mqtt_json
+from gateway.devices import access_log, attlog, card_lines, mqtt_device, mqtt_json
 from gateway.devices.base import Decoded
 from gateway.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.registry import DeviceInfo
@@ -29,6 +29,7 @@ DECODERS: dict[str, Decoder] = {
     "iclock/OPERLOG": lambda p, d, now: Decoded(),  # user and enrolment lines: kept in the journal only
     "serial/attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
     "serial/card-lines": lambda p, d, now: card_lines.decode(p, d.id, d.tz, now),
+    "access/decided": lambda p, d, now: access_log.decode(p, d.id, d.tz),
 }
 
 
@@ -53,8 +54,8 @@ COLUMNS = {
     "punch": ("key", "device_id", "user", "person_id", "time", "utc_offset_min", "direction", "verify",
               "status_code", "verify_code", "workcode", "seq", "source", "raw_ref", "stored_at"),
     "access": ("key", "device_id", "door", "time", "utc_offset_min", "credential_kind", "credential_value",
-               "credential_bits", "person_id", "visitor_id", "decision", "reason", "direction", "source",
-               "raw_ref", "stored_at"),
+               "credential_bits", "credential_format", "facility", "number", "person_id", "visitor_id", "decision",
+               "reason", "direction", "source", "raw_ref", "stored_at"),
     "fix": ("key", "device_id", "vehicle_id", "time", "utc_offset_min", "lat", "lon", "speed_kmh", "heading",
             "alt", "sats", "ignition", "valid", "flags", "odometer_km", "source", "raw_ref", "stored_at"),
     "status": ("key", "device_id", "time", "online", "detail", "raw_ref", "stored_at"),
@@ -72,12 +73,13 @@ def to_row(event: Event, raw_ref: str, stored_at: int, person_id: str | None = N
             event.source, raw_ref, stored_at,
         )  # fmt: skip
     if t is AccessEvent:
-        # The controller decided at the door; we record its decision.
-        reason = "granted" if event.result == "granted" else "denied_by_controller"
+        # Without a reason a door controller decided at the door; we record its decision.
+        reason = event.reason or ("granted" if event.result == "granted" else "denied_by_controller")
         return (
             event.key, event.device_id, event.door, to_epoch_ms(event.time), event.utc_offset_min,
-            event.credential_kind, event.credential_value, event.credential_bits, None, None,
-            event.result, reason, event.direction, event.source, raw_ref, stored_at,
+            event.credential_kind, event.credential_value, event.credential_bits, event.credential_format,
+            event.facility, event.number, event.person_id, event.visitor_id, event.result, reason,
+            event.direction, event.source, raw_ref, stored_at,
         )  # fmt: skip
     if t is Fix:
         return (

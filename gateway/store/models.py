@@ -98,6 +98,9 @@ class AccessRecord(SQLModel, table=True):
     credential_kind: str = Field(max_length=8)
     credential_value: str = Field(max_length=128)
     credential_bits: Optional[int] = None
+    credential_format: Optional[str] = Field(default=None, max_length=16)
+    facility: Optional[int] = None
+    number: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     person_id: Optional[str] = Field(default=None, max_length=64)
     visitor_id: Optional[str] = Field(default=None, max_length=64)
     decision: str = Field(max_length=8)
