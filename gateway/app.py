@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -33,6 +33,9 @@ from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, Embe
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
+
+if TYPE_CHECKING:
+    from gateway.access.readers import DoorReaders
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
@@ -83,6 +86,7 @@ class Gateway:
             SerialLine(line.port, line.baudrate, line.protocol, line.device_id, self.queue)
             for line in s.serial if line.protocol in LINE_PROTOCOLS
         ]  # fmt: skip
+        self.door_readers: DoorReaders | None = None
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, secretbox.load(s), broker_auth)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
@@ -146,13 +150,21 @@ class Gateway:
             self.commands.bind(asyncio.get_running_loop(), self.mqtt.publish_confirmed)
         for line in self.serial_lines:
             line.start()
+        osdp_lines = [line for line in s.serial if line.protocol == "osdp"]
+        if osdp_lines:
+            from gateway.access.readers import DoorReaders  # libosdp is loaded only where doors are
+
+            self.door_readers = DoorReaders(osdp_lines, self.engine, self.access, self.provisioner, self.liveness)
+            await asyncio.to_thread(self.door_readers.start)
         for line in s.serial:
-            if line.protocol not in LINE_PROTOCOLS:
+            if line.protocol not in (*LINE_PROTOCOLS, "osdp"):
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
         self._tasks = [
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),
             asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),
         ]
+        if self.door_readers is not None:
+            self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
         host, port = s.api.host_port()
         config = uvicorn.Config(
             create_app(self), host=host, port=port, lifespan="off", log_level="warning",
@@ -176,6 +188,8 @@ class Gateway:
                 transport.pause()
         for line in self.serial_lines:
             await asyncio.to_thread(line.stop, 0.5)
+        if self.door_readers is not None:
+            await asyncio.to_thread(self.door_readers.stop)
         await asyncio.to_thread(self.pipeline.stop, STOP_TIMEOUT - 1.0)
         if self.mqtt is not None:
             await self.mqtt.stop()

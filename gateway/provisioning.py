@@ -44,6 +44,8 @@ class OsdpConfig(_Config):
     line: str = Field(min_length=1, max_length=200)
     address: int = Field(ge=0, le=126)
     format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
+    door: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", description="door id; empty = the device id")
+    strike_ms: int = Field(3000, ge=100, le=25500, description="how long a grant pulses the strike")
 
 
 class SerialConfig(_Config):
