@@ -32,7 +32,7 @@ from typing import Self
 
 import osdp
 
-from gateway.transports.osdp_cp import LibosdpLog
+from gateway.transports.osdp_support import LibosdpLog
 
 log = logging.getLogger(__name__)
 liblog = logging.getLogger(__name__ + ".libosdp")
