@@ -14,9 +14,8 @@ from tests.test_serial import PtyPair
 GREEN, RED = osdp.CommandLEDColor.Green, osdp.CommandLEDColor.Red
 
 
-@pytest.fixture
-def door(gateway_factory, tmp_path):
-    """(gateway, reader) with one reader at address 1 on the front door, and E1 holding card 10:1093."""
+def provisioned_line(gateway_factory, tmp_path):
+    """A gateway with an OSDP line on a pty pair and reader-front (address 1) registered on it."""
     pty = PtyPair(tmp_path)
     extra = f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "osdp"\nbaudrate = 115200\n'
     gw = gateway_factory("embedded", extra=extra).start()
@@ -26,7 +25,14 @@ def door(gateway_factory, tmp_path):
                                          "access": {"doors": ["front"], "schedule": "always"}}).raise_for_status()
     gw.terminate()  # the line takes the readers registered when it starts
     gw.start()
-    reader = SimulatedReader(str(pty.device_end), 1, scbk["credentials"]["scbk"]).start()
+    return gw, pty, scbk["credentials"]["scbk"]
+
+
+@pytest.fixture
+def door(gateway_factory, tmp_path):
+    """(gateway, reader) with one reader at address 1 on the front door, and E1 holding card 10:1093."""
+    gw, pty, scbk = provisioned_line(gateway_factory, tmp_path)
+    reader = SimulatedReader(str(pty.device_end), 1, scbk).start()
     wait_for(lambda: reader.secure, 20, 0.1, what="the secure channel")
     yield gw, reader
     reader.stop()
@@ -74,3 +80,33 @@ def test_a_door_the_person_may_not_use_and_a_bad_read(door):
     wait_for(lambda: decisions(gw) == [("denied", "door_not_allowed"), ("denied", "bad_parity")], 10, 0.2,
              what="both denials recorded")  # fmt: skip
     assert reader.outputs() == []
+
+
+def test_a_reader_with_the_wrong_key_stays_offline_and_says_why(gateway_factory, tmp_path):
+    gw, pty, _ = provisioned_line(gateway_factory, tmp_path)
+    reader = SimulatedReader(str(pty.device_end), 1, "00" * 16).start()
+    try:
+        link = wait_for(lambda: "refused" in ((gw.http.get("/api/v1/devices/reader-front").json().get("link") or {})
+                                               .get("reason") or "") and gw.http.get("/api/v1/devices/reader-front").json(),
+                        20, 0.2, what="the refusal to be reported")  # fmt: skip
+        assert link["online"] is not True and link["link"]["secure"] is False
+        assert not reader.secure
+    finally:
+        reader.stop()
+        pty.unplug()
+
+
+def test_install_mode_gives_a_new_reader_its_key(gateway_factory, tmp_path):
+    gw, pty, scbk = provisioned_line(gateway_factory, tmp_path)
+    reader = SimulatedReader(str(pty.device_end), 1, None).start()  # fresh from the box: no key yet
+    try:
+        time.sleep(2.0)
+        assert not reader.secure, "without install mode a keyless reader must not be let in"
+        assert gw.http.post("/api/v1/devices/reader-front/install").status_code == 202
+        wait_for(lambda: reader.secure, 30, 0.2, what="the reader to take its key")
+        assert reader.scbk == bytes.fromhex(scbk)
+        entries = gw.all_items("/api/v1/audit", target_id="reader-front")
+        assert "install_mode" in [e["action"] for e in entries]
+    finally:
+        reader.stop()
+        pty.unplug()

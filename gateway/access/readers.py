@@ -110,6 +110,13 @@ class DoorReaders:
         for line in self.lines.values():
             line.stop(1.0)
 
+    def status(self, device_id: str) -> dict[str, Any] | None:
+        """The reader's link as its line sees it (online, secure, and why not), or None if not on a line."""
+        for (port, address), reader in self._readers.items():
+            if reader.device_id == device_id and port in self.lines:
+                return self.lines[port].status(address)
+        return None
+
     def install(self, device_id: str) -> bool:
         """Installer action: let this reader receive its key once over the default key."""
         for (port, address), reader in self._readers.items():

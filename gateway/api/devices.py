@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlmodel import Session
 
+from gateway import audit
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
 from gateway.commands import PULL_PROTOCOLS
 from gateway.devices import zk_adms
@@ -113,12 +114,34 @@ def list_devices(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[st
 
 
 @router.get("/{device_id}", dependencies=[Depends(read_devices)])
-def get_device(device_id: PathId, eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
+def get_device(device_id: PathId, svc: Any = Depends(services)) -> dict[str, Any]:
+    with Session(svc.engine) as session:
         device = session.get(Device, device_id)
         if device is None:
             raise HTTPException(404, f"no device {device_id!r}")
-        return shape(device)
+        answer = shape(device)
+    if device.protocol == "osdp" and svc.door_readers is not None:
+        # Why a reader is not online: a refused secure channel (wrong key) reads differently from silence.
+        answer["link"] = svc.door_readers.status(device_id)
+    return answer
+
+
+@router.post("/{device_id}/install", status_code=202)
+def open_install_mode(
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
+) -> dict[str, Any]:
+    """Installer action: a new OSDP reader without a key may take its key once, over the default key."""
+    with Session(svc.engine) as session:
+        device = session.get(Device, device_id)
+        if device is None:
+            raise HTTPException(404, f"no device {device_id!r}")
+        if device.protocol != "osdp":
+            raise HTTPException(409, f"install mode is for OSDP readers, not {device.protocol!r} devices")
+        if svc.door_readers is None or not svc.door_readers.install(device_id):
+            raise HTTPException(409, f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)")
+        audit.record(session, actor.name, "install_mode", "device", device_id)
+        session.commit()
+    return {"device_id": device_id, "install": "open", "window_s": 300}
 
 
 @router.patch("/{device_id}")
