@@ -33,6 +33,7 @@ from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, Embe
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
+from gateway.visitors.service import HOUSEKEEPING_S, Visitors
 
 if TYPE_CHECKING:
     from gateway.access.readers import DoorReaders
@@ -67,6 +68,8 @@ class Gateway:
         )  # fmt: skip
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         self.access = AccessControl(self.engine, s.site.timezone, self.queue)
+        self.visitors = Visitors(self.engine, self.access)
+        self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)
         self.pipeline.on_commit += [self.liveness.on_commit, self.commands.on_commit]
         self.broker: EmbeddedBroker | None = None
@@ -142,6 +145,7 @@ class Gateway:
         await asyncio.to_thread(self.people.load)
         await asyncio.to_thread(self.access.reload)
         self.pipeline.start()
+        self.visitors.start()
         if self.broker is not None:
             await self.broker.start()
             self.commands.bind(asyncio.get_running_loop(), self.broker.publish)
@@ -162,6 +166,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),
             asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),
+            asyncio.create_task(_every(HOUSEKEEPING_S, self.visitors.housekeeping, "visitor housekeeping")),
         ]
         if self.door_readers is not None:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
@@ -190,6 +195,7 @@ class Gateway:
             await asyncio.to_thread(line.stop, 0.5)
         if self.door_readers is not None:
             await asyncio.to_thread(self.door_readers.stop)
+        await asyncio.to_thread(self.visitors.stop, 0.5)
         await asyncio.to_thread(self.pipeline.stop, STOP_TIMEOUT - 1.0)
         if self.mqtt is not None:
             await self.mqtt.stop()

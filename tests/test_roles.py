@@ -7,6 +7,8 @@ A new operation fails the completeness check until it is added here.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
@@ -21,6 +23,7 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/devices/{device_id}"): {INSTALLER},
     ("DELETE", "/api/v1/devices/{device_id}"): {INSTALLER},
     ("POST", "/api/v1/devices/{device_id}/credentials/rotate"): {INSTALLER},
+    ("POST", "/api/v1/devices/{device_id}/install"): {INSTALLER},
     ("POST", "/api/v1/devices/{device_id}/commands"): {INSTALLER, OPERATOR},
     ("GET", "/api/v1/devices/{device_id}/commands"): READ_DEVICES,
     ("GET", "/api/v1/devices/{device_id}/commands/{command_id}"): READ_DEVICES,
@@ -47,6 +50,13 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/attendance/holidays"): {OPERATOR, AUDITOR},
     ("POST", "/api/v1/attendance/holidays"): set(),
     ("POST", "/api/v1/attendance/leaves"): set(),
+    ("POST", "/api/v1/visitors/invitations"): {OPERATOR},
+    ("GET", "/api/v1/visitors/invitations"): {OPERATOR, AUDITOR},
+    ("DELETE", "/api/v1/visitors/invitations/{invitation_id}"): {OPERATOR},
+    ("GET", "/api/v1/visits"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/visitors/blocklist"): set(),
+    ("GET", "/api/v1/visitors/blocklist"): {OPERATOR, AUDITOR},
+    ("DELETE", "/api/v1/visitors/blocklist/{entry_id}"): set(),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}
 BODIES = {
@@ -60,6 +70,12 @@ BODIES = {
     ("PUT", "/api/v1/attendance/assignments"): {"target_type": "person", "target_id": "p-1", "shift_id": "s"},
     ("POST", "/api/v1/attendance/holidays"): {"date": "2026-01-01"},
     ("POST", "/api/v1/attendance/leaves"): {"person_id": "p-1", "date": "2026-01-02"},
+    ("POST", "/api/v1/visitors/invitations"): {
+        "name": "Role Visitor", "host": "p-1", "doors": ["front"],
+        "window": {"start": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                   "end": (datetime.now(UTC) + timedelta(hours=2)).isoformat()},
+    },
+    ("POST", "/api/v1/visitors/blocklist"): {"name": "Role Blocked", "reason": "role test"},
 }
 
 
@@ -82,7 +98,8 @@ def tokens(gw):
 
 
 def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
-    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope")
+    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope",
+                           invitation_id="nope", entry_id="nope")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {}
     if (method, template) == ("POST", "/api/v1/people/import"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
@@ -18,6 +19,7 @@ from gateway.access.decide import AccessData, Credential, Decision, build, decid
 from gateway.devices import access_log
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.store.models import Holiday, Person
+from gateway.visitors.service import door_rows
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ class AccessControl:
         self.data = AccessData()
         self._last_direction: dict[str, str] = {}  # holder key -> "in"/"out" through anti-passback doors
         self._lock = threading.Lock()
+        # Called after each read is decided and queued, on the reader's thread: (reader id, door, direction,
+        # decision, time ms). They must only hand the work on (the visitors' check-in, say), never block.
+        self.on_decision: list[Callable[[str, str, str, Decision, int], None]] = []
 
     def reload(self) -> None:
         with self.engine.connect() as conn:
@@ -37,8 +42,9 @@ class AccessControl:
                 {"id": p.id, "cards": p.cards or [], "access": p.access}
                 for p in conn.execute(select(Person.id, Person.cards, Person.access))
             ]
+            visitors = door_rows(conn, int(time.time() * 1000))
             holidays = [row.date for row in conn.execute(select(Holiday.date))]
-        data = build(people, holidays=holidays, tz=self.site_timezone)
+        data = build(people, visitors=visitors, holidays=holidays, tz=self.site_timezone)
         for problem in data.problems:
             log.warning("access rules: %s", problem)
         self.data = data  # one reference swap: readers see the old or the new snapshot, never half of one
@@ -60,4 +66,9 @@ class AccessControl:
                                    decision.visitor_id, direction)  # fmt: skip
         # Blocks only while the store is jammed: the record is never dropped.
         self.queue.put(Inbound("osdp", "access/decided", record, reader_id))
+        for callback in self.on_decision:
+            try:
+                callback(reader_id, door, direction, decision, now)
+            except Exception:
+                log.exception("after the decision at %s", door)
         return decision

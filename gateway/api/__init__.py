@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import access, attendance, audit, devices, errors, health, iclock, people, records, tokens
+from gateway.api import access, attendance, audit, devices, errors, health, iclock, people, records, tokens, visitors
 
 
 def create_app(services: Any) -> FastAPI:
@@ -26,5 +26,6 @@ def create_app(services: Any) -> FastAPI:
     app.include_router(people.router, responses=errors.RESPONSES)
     app.include_router(tokens.router, responses=errors.RESPONSES)
     app.include_router(audit.router, responses=errors.RESPONSES)
+    app.include_router(visitors.router, responses=errors.RESPONSES)
     app.include_router(iclock.router)  # ZK ADMS terminals: no bearer token, identified by SN
     return app

@@ -257,3 +257,61 @@ class LeaveDay(SQLModel, table=True):
     person_id: str = Field(primary_key=True, max_length=64)
     date: str = Field(primary_key=True, max_length=10)
     kind: str = Field(default="leave", max_length=32)
+
+
+class Visit(SQLModel, table=True):
+    """A visitor's invitation and the visit it becomes (one row: the invitation id is the visitor id at the doors).
+
+    The credential is stored in clear: the doors check it from memory. After the
+    retention the personal fields are anonymised and the credential cleared; the
+    row stays, so visits can still be counted.
+    """
+
+    __tablename__ = "visit"
+    __table_args__ = (Index("ix_visit_valid_until", "valid_until"), Index("ix_visit_window_end", "window_end"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    phone: Optional[str] = Field(default=None, max_length=40)
+    company: Optional[str] = Field(default=None, max_length=200)
+    host_person_id: str = Field(max_length=64, index=True)  # no foreign key: the visit outlives its host's record
+    window_start: int = _ms()
+    window_end: int = _ms()
+    doors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    credential_kind: str = Field(max_length=8)  # pin | qr | card
+    credential_value: Optional[str] = Field(default=None, max_length=128)  # None once anonymised
+    valid_from: int = _ms()  # window_start less the lead time
+    valid_until: int = _ms()  # window_end
+    revoked_at: Optional[int] = _ms(nullable=True)
+    checked_in_at: Optional[int] = _ms(nullable=True)
+    checked_out_at: Optional[int] = _ms(nullable=True)
+    checkout_reason: Optional[str] = Field(default=None, max_length=16)  # exit_reader | window_end
+    anonymised_at: Optional[int] = _ms(nullable=True)
+    created_at: int = _ms()
+    created_by: str = Field(max_length=100)
+
+
+class VisitorBlock(SQLModel, table=True):
+    """A blocklist entry: an invitation whose visitor name or phone matches it is refused."""
+
+    __tablename__ = "visitor_blocklist"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: Optional[str] = Field(default=None, max_length=200)
+    phone: Optional[str] = Field(default=None, max_length=40)
+    reason: str = Field(default="", max_length=500)
+    created_at: int = _ms()
+    created_by: str = Field(max_length=100)
+
+
+class VisitNotification(SQLModel, table=True):
+    """Tells a host their visitor has arrived; an uplink delivers it and sets `delivered`."""
+
+    __tablename__ = "visit_notification"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    visit_id: int = Field(index=True)
+    host_person_id: str = Field(max_length=64)
+    time: int = _ms()
+    kind: str = Field(default="visitor_arrived", max_length=32)
+    delivered: bool = Field(default=False, index=True)

@@ -1,0 +1,197 @@
+"""Visitors: invitations (with their door credential), the visits roll call and the blocklist. Every change is audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy import select
+from sqlmodel import Session
+
+from gateway import audit, people
+from gateway.api.deps import Actor, Page, admin_only, allow, engine, page, paginated, read_records, services
+from gateway.store.models import Person, Visit, VisitorBlock
+from gateway.timeutil import TimeError, iso_utc, to_epoch_ms
+from gateway.visitors import service as visitors
+from gateway.visitors.service import VisitorError, invitation_view, now_ms, visit_view
+
+router = APIRouter(tags=["visitors"])
+invite_visitors = allow("operator")  # and admin
+read_visitors = read_records  # operator, auditor (and admin)
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2199, 12, 31, tzinfo=UTC)
+
+
+def _checked(check: Any) -> AfterValidator:
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except ValueError as e:
+            raise PydanticCustomError("invalid", "{reason}", {"reason": str(e)}) from None
+
+    return AfterValidator(run)
+
+
+def _phone(value: str) -> str:
+    value = people.check_text(value.strip(), 40)
+    if not visitors.normal_phone(value):
+        raise ValueError("a phone number has digits")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), _checked(lambda v: people.check_name(v).strip())]
+Phone = Annotated[str, Field(min_length=1, max_length=40), _checked(_phone)]
+Company = Annotated[str, Field(max_length=200), _checked(lambda v: people.check_text(v, 200).strip())]
+Reason = Annotated[str, Field(max_length=500), _checked(lambda v: people.check_text(v, 500))]
+DoorId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime = Field(description="RFC 3339 with offset")
+    end: AwareDatetime = Field(description="RFC 3339 with offset; after start, at most 7 days later")
+
+
+class InvitationBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    phone: Phone | None = None
+    company: Company | None = None
+    host: str = Field(pattern=people.ID_PATTERN, description="the id of the person the visitor comes to see")
+    window: Window
+    doors: list[DoorId] = Field(min_length=1, max_length=100, description="door ids (an exit reader's too)")
+    credential: Literal["qr", "pin", "card"] = Field(
+        "qr", description="qr: a payload string; pin: 6 digits for the keypad; card: a temporary card number"
+    )
+
+
+class BlockBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name | None = None
+    phone: Phone | None = None
+    reason: Reason = ""
+
+    @model_validator(mode="after")
+    def _name_or_phone(self) -> BlockBody:
+        if self.name is None and self.phone is None:
+            raise ValueError("give a name, a phone or both")
+        return self
+
+
+def _ms(name: str, value: datetime) -> int:
+    try:
+        if not (EARLIEST <= value <= LATEST):
+            raise HTTPException(422, f"window.{name}: outside 2000..2199")
+        return to_epoch_ms(value)
+    except (OverflowError, TimeError):
+        raise HTTPException(422, f"window.{name}: out of range") from None
+
+
+def _refused(exc: VisitorError) -> HTTPException:
+    return HTTPException(exc.status, exc.message)
+
+
+def _id(value: str, what: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise HTTPException(404, f"no {what} {value[:70]!r}")
+    return int(value)
+
+
+@router.post("/api/v1/visitors/invitations", status_code=201)
+def invite(body: InvitationBody, actor: Actor = Depends(invite_visitors), svc: Any = Depends(services)) -> dict[str, Any]:
+    """Invite a visitor; the answer carries the credential, shown this once. It opens the invitation's doors
+    from 15 minutes before the window until its end."""
+    start, end = _ms("start", body.window.start), _ms("end", body.window.end)
+    try:
+        return svc.visitors.invite(actor.name, name=body.name, host=body.host, start_ms=start, end_ms=end,
+                                   doors=list(dict.fromkeys(body.doors)), kind=body.credential, phone=body.phone,
+                                   company=body.company or None)  # fmt: skip
+    except VisitorError as exc:
+        raise _refused(exc) from None
+
+
+@router.get("/api/v1/visitors/invitations", dependencies=[Depends(read_visitors)])
+def list_invitations(
+    p: Page = Depends(page), eng: Any = Depends(engine),
+    host: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:  # fmt: skip
+    query = select(Visit).where(Visit.id > p.after_id).order_by(Visit.id).limit(p.limit + 1)
+    if host is not None:
+        query = query.where(Visit.host_person_id == host)
+    now = now_ms()
+    with Session(eng) as session:
+        rows = list(session.execute(query).scalars())
+        return paginated(rows, p.limit, lambda v: invitation_view(v, now))
+
+
+@router.delete("/api/v1/visitors/invitations/{invitation_id}", status_code=204)
+def revoke(
+    invitation_id: Annotated[str, Path(max_length=20)],
+    actor: Actor = Depends(invite_visitors), svc: Any = Depends(services),
+) -> Response:  # fmt: skip
+    """Revoke: the credential stops working at the doors before this answers. The visit stays listed."""
+    try:
+        svc.visitors.revoke(actor.name, _id(invitation_id, "invitation"))
+    except VisitorError as exc:
+        raise _refused(exc) from None
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/visits", dependencies=[Depends(read_visitors)])
+def list_visits(
+    p: Page = Depends(page), eng: Any = Depends(engine),
+    on_site: Annotated[bool | None, Query(description="true: the evacuation roll call; false: everyone else")] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Every invitation as a visit: checked in at the first granted entry, out at an exit reader or the window's end."""
+    t = Visit.__table__.c
+    query = select(Visit).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    if on_site is True:
+        query = query.where(t.checked_in_at.is_not(None), t.checked_out_at.is_(None))
+    elif on_site is False:
+        query = query.where((t.checked_in_at.is_(None)) | (t.checked_out_at.is_not(None)))
+    with Session(eng) as session:
+        rows = list(session.execute(query).scalars())
+        hosts = {v.host_person_id for v in rows}
+        names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(hosts))).all()) if hosts else {}
+        return paginated(rows, p.limit, lambda v: visit_view(v, names.get(v.host_person_id)))
+
+
+def shape_block(b: VisitorBlock) -> dict[str, Any]:
+    return {"id": str(b.id), "name": b.name, "phone": b.phone, "reason": b.reason,
+            "created_at": iso_utc(b.created_at), "created_by": b.created_by}  # fmt: skip
+
+
+@router.post("/api/v1/visitors/blocklist", status_code=201)
+def add_block(body: BlockBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
+    """An invitation for a visitor with this name (any case) or phone (same digits) is refused (409)."""
+    with Session(eng) as session:
+        entry = VisitorBlock(name=body.name, phone=body.phone, reason=body.reason, created_at=now_ms(),
+                             created_by=actor.name[:100])  # fmt: skip
+        session.add(entry)
+        session.flush()
+        audit.record(session, actor.name, "create", "visitor_blocklist", str(entry.id), None, shape_block(entry))
+        session.commit()
+        return shape_block(entry)
+
+
+@router.get("/api/v1/visitors/blocklist", dependencies=[Depends(read_visitors)])
+def list_blocks(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
+    query = select(VisitorBlock).where(VisitorBlock.id > p.after_id).order_by(VisitorBlock.id).limit(p.limit + 1)
+    with Session(eng) as session:
+        return paginated(list(session.execute(query).scalars()), p.limit, shape_block)
+
+
+@router.delete("/api/v1/visitors/blocklist/{entry_id}", status_code=204)
+def remove_block(
+    entry_id: Annotated[str, Path(max_length=20)], actor: Actor = Depends(admin_only), eng: Any = Depends(engine)
+) -> Response:
+    with Session(eng) as session:
+        entry = session.get(VisitorBlock, _id(entry_id, "blocklist entry"))
+        if entry is None:
+            raise HTTPException(404, f"no blocklist entry {entry_id!r}")
+        audit.record(session, actor.name, "delete", "visitor_blocklist", entry_id, shape_block(entry), None)
+        session.delete(entry)
+        session.commit()
+    return Response(status_code=204)

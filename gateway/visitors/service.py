@@ -1,0 +1,388 @@
+"""Visitors: an invitation gives a visitor a temporary credential for some doors during a window.
+
+- The credential (a QR payload, a 6-digit PIN or a temporary card from the
+  card pool) is valid from `LEAD_MS` before the window until its end, and is
+  checked at the door from memory like a person's card: `door_rows()` is what
+  the access service puts in its snapshot. An invitation or a revocation
+  reloads that snapshot before the API answers.
+- The first granted entry checks the visitor in and leaves a `visitor_arrived`
+  notification for the host (an uplink delivers it later). A granted read at an
+  exit reader checks them out; so does the window's end (`housekeeping`).
+  Until the lead adds a reader setting, an exit reader is one whose door id
+  ends with `EXIT_SUFFIX` ("-exit"), or a read whose direction is "out".
+- `housekeeping` also anonymises a visit's personal data `RETENTION_MS` after
+  its window ended; the row stays, so visits can still be counted.
+
+The defaults below are module-level until they get `[visitors]` config keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+from sqlmodel import Session
+
+from gateway import audit
+from gateway.access.decide import Decision, card_key
+from gateway.store.models import AuditEntry, Person, Visit, VisitNotification, VisitorBlock
+from gateway.timeutil import iso_utc
+
+log = logging.getLogger(__name__)
+
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+LEAD_MS = 15 * MINUTE_MS  # the credential works this long before the window starts
+RETENTION_MS = 180 * DAY_MS  # personal data is anonymised this long after the window ended
+MAX_WINDOW_MS = 7 * DAY_MS  # the longest window an invitation may have
+MAX_AHEAD_MS = 366 * DAY_MS  # how far ahead a window may start
+CARD_POOL = (60000, 65535)  # temporary cards "<number>" (any facility), inclusive; H10301 numbers go to 65535
+RECENT_MS = DAY_MS  # a closed invitation stays in the door snapshot this long, so it is denied with its reason
+EXIT_SUFFIX = "-exit"  # a door id ending with this is an exit reader
+HOUSEKEEPING_S = 2.0  # how often the gateway runs `housekeeping`
+ANONYMISED = "anonymised"
+ANONYMISE_BATCH = 500
+CREDENTIAL_KINDS = ("qr", "pin", "card")
+AUDIT_TYPE = "visitor_invitation"
+_PERSONAL = ("name", "phone", "company")
+
+
+class VisitorError(Exception):
+    """A refused request; `status` is the HTTP status the API answers with."""
+
+    status = 422
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadWindow(VisitorError):
+    status = 422
+
+
+class NotFound(VisitorError):
+    status = 404
+
+
+class Blocklisted(VisitorError):
+    status = 409
+
+
+class NoCredentialLeft(VisitorError):
+    status = 409
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def is_exit(door: str, direction: str = "in") -> bool:
+    return direction == "out" or door.endswith(EXIT_SUFFIX)
+
+
+def normal_name(name: str | None) -> str:
+    return " ".join((name or "").split()).casefold()
+
+
+def normal_phone(phone: str | None) -> str:
+    """Digits only: "+86 138-0000-0000" and "+8613800000000" are the same phone."""
+    return re.sub(r"[^0-9]", "", phone or "")
+
+
+def blocklist_match(entries: Iterable[VisitorBlock], name: str, phone: str | None) -> VisitorBlock | None:
+    """The first entry whose name (case-insensitive) or phone (digits) is the visitor's."""
+    name_key, phone_key = normal_name(name), normal_phone(phone)
+    for entry in entries:
+        if entry.name and name_key and normal_name(entry.name) == name_key:
+            return entry
+        if entry.phone and phone_key and normal_phone(entry.phone) == phone_key:
+            return entry
+    return None
+
+
+def check_window(start_ms: int, end_ms: int, now: int) -> None:
+    if end_ms <= start_ms:
+        raise BadWindow("window: end must be after start")
+    if end_ms - start_ms > MAX_WINDOW_MS:
+        raise BadWindow(f"window: at most {MAX_WINDOW_MS // DAY_MS} days long")
+    if end_ms <= now:
+        raise BadWindow("window: it has already ended")
+    if start_ms - now > MAX_AHEAD_MS:
+        raise BadWindow(f"window: starts more than {MAX_AHEAD_MS // DAY_MS} days ahead")
+
+
+def _iso(ms: int | None) -> str | None:
+    return iso_utc(ms) if ms is not None else None
+
+
+def status(v: Visit, now: int) -> str:
+    if v.anonymised_at is not None:
+        return "anonymised"
+    if v.revoked_at is not None:
+        return "revoked"
+    if now >= v.valid_until:
+        return "expired"
+    if now < v.valid_from:
+        return "not_yet_valid"
+    return "valid"
+
+
+def on_site(v: Any) -> bool:
+    return v.checked_in_at is not None and v.checked_out_at is None
+
+
+def invitation_view(v: Visit, now: int, secret: bool = False) -> dict[str, Any]:
+    """An invitation as the API answers it; the credential's value only when `secret` (at creation)."""
+    credential: dict[str, Any] = {"kind": v.credential_kind}
+    if secret:
+        credential["value"] = v.credential_value
+    return {
+        "id": str(v.id), "name": v.name, "phone": v.phone, "company": v.company, "host": v.host_person_id,
+        "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)}, "doors": list(v.doors),
+        "credential": credential, "valid_from": iso_utc(v.valid_from), "valid_until": iso_utc(v.valid_until),
+        "status": status(v, now), "revoked_at": _iso(v.revoked_at), "checked_in_at": _iso(v.checked_in_at),
+        "checked_out_at": _iso(v.checked_out_at), "checkout_reason": v.checkout_reason, "on_site": on_site(v),
+        "anonymised_at": _iso(v.anonymised_at), "created_at": iso_utc(v.created_at), "created_by": v.created_by,
+    }  # fmt: skip
+
+
+def visit_view(v: Visit, host_name: str | None) -> dict[str, Any]:
+    """A visit as the roll call lists it."""
+    return {
+        "id": str(v.id), "visitor_name": v.name, "company": v.company, "host": v.host_person_id,
+        "host_name": host_name, "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)},
+        "checked_in_at": _iso(v.checked_in_at), "checked_out_at": _iso(v.checked_out_at),
+        "checkout_reason": v.checkout_reason, "on_site": on_site(v), "anonymised": v.anonymised_at is not None,
+    }  # fmt: skip
+
+
+def door_rows(conn: Connection, now: int) -> list[dict[str, Any]]:
+    """The visitors the doors should know, as `gateway.access.decide.build` takes them.
+
+    Every invitation that has not ended more than `RECENT_MS` ago (so a late or
+    revoked visitor is denied as expired or revoked, not as unknown). A
+    credential is unique among open invitations only, so where a closed one
+    shares it with an open one the open one keeps it (the snapshot would
+    otherwise drop both).
+    """
+    t = Visit.__table__.c
+    query = select(t.id, t.credential_kind, t.credential_value, t.doors, t.valid_from, t.valid_until, t.revoked_at).where(
+        t.anonymised_at.is_(None), t.credential_value.is_not(None), t.valid_until > now - RECENT_MS
+    )  # fmt: skip
+    best: dict[tuple[str, str], tuple[tuple[bool, int, int], Any]] = {}
+    for r in conn.execute(query):
+        value = card_key(r.credential_value) if r.credential_kind == "card" else str(r.credential_value).strip()
+        rank = (r.revoked_at is None and r.valid_until > now, r.valid_until, r.id)
+        key = (r.credential_kind, value)
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, r)
+    return [
+        {"id": str(r.id), "credential": {"kind": r.credential_kind, "value": r.credential_value},
+         "doors": list(r.doors or ()), "valid_from": r.valid_from, "valid_until": r.valid_until,
+         "revoked": r.revoked_at is not None}
+        for _, r in best.values()
+    ]  # fmt: skip
+
+
+class Visitors:
+    def __init__(self, engine: Engine, access: Any = None, *, lead_ms: int = LEAD_MS,
+                 retention_ms: int = RETENTION_MS, card_pool: tuple[int, int] = CARD_POOL) -> None:  # fmt: skip
+        self.engine = engine
+        self.access = access  # an AccessControl to reload after a change; None where no doors are decided
+        self.lead_ms = lead_ms
+        self.retention_ms = retention_ms
+        self.card_pool = card_pool
+        # Credentials are checked free, then written: one invitation at a time.
+        self._writes = threading.Lock()
+        self._passages: queue.SimpleQueue[tuple[int, str, str, int] | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+
+    # -- invitations ----------------------------------------------------------
+
+    def invite(self, actor: str, *, name: str, host: str, start_ms: int, end_ms: int, doors: list[str],
+               kind: str = "qr", phone: str | None = None, company: str | None = None,
+               now: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """Store an invitation and answer it with its credential; the doors know it when this returns."""
+        now = now_ms() if now is None else now
+        check_window(start_ms, end_ms, now)
+        if kind not in CREDENTIAL_KINDS:
+            raise VisitorError(f"credential: one of {', '.join(CREDENTIAL_KINDS)}")
+        with self._writes, Session(self.engine) as session:
+            if session.get(Person, host) is None:
+                raise NotFound(f"no person {host!r} to host the visitor")
+            entry = blocklist_match(session.execute(select(VisitorBlock).order_by(VisitorBlock.id)).scalars(),
+                                    name, phone)  # fmt: skip
+            if entry is not None:
+                log.warning("invitation by %s refused: visitor matches blocklist entry %s", actor, entry.id)
+                raise Blocklisted(f"the visitor is on the blocklist (entry {entry.id}"
+                                  + (f": {entry.reason})" if entry.reason else ")"))  # fmt: skip
+            visit = Visit(
+                name=name, phone=phone, company=company, host_person_id=host, window_start=start_ms,
+                window_end=end_ms, doors=list(doors), credential_kind=kind,
+                credential_value=self._new_credential(session, kind, now), valid_from=start_ms - self.lead_ms,
+                valid_until=end_ms, created_at=now, created_by=actor[:100],
+            )  # fmt: skip
+            session.add(visit)
+            session.flush()  # its id, for the audit entry
+            audit.record(session, actor, "create", AUDIT_TYPE, str(visit.id), None, invitation_view(visit, now))
+            session.commit()
+            answer = invitation_view(visit, now, secret=True)
+        self._reload()
+        return answer
+
+    def revoke(self, actor: str, visit_id: int, now: int | None = None) -> None:
+        """The credential stops working at the doors when this returns (a second revoke changes nothing)."""
+        now = now_ms() if now is None else now
+        with self._writes, Session(self.engine) as session:
+            visit = session.get(Visit, visit_id)
+            if visit is None:
+                raise NotFound(f"no invitation {visit_id}")
+            if visit.revoked_at is None:
+                before = invitation_view(visit, now)
+                visit.revoked_at = now
+                audit.record(session, actor, "revoke", AUDIT_TYPE, str(visit_id), before, invitation_view(visit, now))
+                session.add(visit)
+                session.commit()
+        self._reload()
+
+    def _open_values(self, session: Session, kind: str, now: int) -> set[str]:
+        t = Visit.__table__.c
+        rows = session.execute(select(t.credential_value).where(
+            t.credential_kind == kind, t.credential_value.is_not(None), t.revoked_at.is_(None),
+            t.anonymised_at.is_(None), t.valid_until > now,
+        ))  # fmt: skip
+        return {str(v) for (v,) in rows}
+
+    def _new_credential(self, session: Session, kind: str, now: int) -> str:
+        if kind == "qr":
+            return secrets.token_urlsafe(24)
+        taken = self._open_values(session, kind, now)
+        if kind == "pin":
+            for _ in range(200):
+                pin = f"{secrets.randbelow(1_000_000):06d}"
+                if pin not in taken:
+                    return pin
+            raise NoCredentialLeft("no free PIN found; try again or use a QR credential")
+        # card: the lowest pool number no open invitation holds and no person's card uses
+        taken = {card_key(v) for v in taken}
+        for (cards,) in session.execute(select(Person.cards)):
+            for card in cards or ():
+                taken.add(card_key(card).rpartition(":")[2])
+        low, high = self.card_pool
+        for number in range(low, high + 1):
+            if str(number) not in taken:
+                return str(number)
+        raise NoCredentialLeft(f"every temporary card of the pool {low}-{high} is in use")
+
+    def _reload(self) -> None:
+        if self.access is not None:
+            self.access.reload()
+
+    # -- at the doors -----------------------------------------------------------
+
+    def on_decision(self, reader_id: str, door: str, direction: str, decision: Decision, at_ms: int) -> None:
+        """Called by the access service after each decision, on the reader's thread: only queues the passage."""
+        if decision.visitor_id is None or not decision.granted:
+            return
+        try:
+            visit_id = int(decision.visitor_id)
+        except ValueError:
+            return
+        self._passages.put((visit_id, door, direction, at_ms))
+
+    def passage(self, visit_id: int, door: str, direction: str, at_ms: int) -> None:
+        """A granted read: check in (first entry, and notify the host), back in, or check out at an exit."""
+        t = Visit.__table__.c
+        with self.engine.begin() as conn:
+            if is_exit(door, direction):
+                conn.execute(update(Visit.__table__).where(
+                    t.id == visit_id, t.checked_in_at.is_not(None), t.checked_out_at.is_(None),
+                ).values(checked_out_at=at_ms, checkout_reason="exit_reader"))  # fmt: skip
+                return
+            first = conn.execute(update(Visit.__table__).where(t.id == visit_id, t.checked_in_at.is_(None))
+                                 .values(checked_in_at=at_ms)).rowcount  # fmt: skip
+            if first:
+                host = conn.execute(select(t.host_person_id).where(t.id == visit_id)).scalar_one()
+                conn.execute(VisitNotification.__table__.insert().values(
+                    visit_id=visit_id, host_person_id=host, time=at_ms, kind="visitor_arrived", delivered=False,
+                ))  # fmt: skip
+                log.info("visitor %s checked in at %s", visit_id, door)
+            else:  # back in after leaving through an exit reader: on site again
+                conn.execute(update(Visit.__table__).where(
+                    t.id == visit_id, t.checked_out_at.is_not(None), t.checkout_reason == "exit_reader",
+                ).values(checked_out_at=None, checkout_reason=None))  # fmt: skip
+
+    def start(self) -> Visitors:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="visitor passages", daemon=True)
+            self._worker.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Record the passages already queued, then stop."""
+        if self._worker is not None:
+            self._passages.put(None)
+            self._worker.join(timeout)
+            self._worker = None
+
+    def _work(self) -> None:
+        while (item := self._passages.get()) is not None:
+            try:
+                self.passage(*item)
+            except Exception:
+                log.exception("could not record visitor %s passing %s", item[0], item[1])
+
+    # -- periodic ---------------------------------------------------------------
+
+    def housekeeping(self, now: int | None = None) -> dict[str, int]:
+        """Check out visitors whose window has ended; anonymise visits past the retention."""
+        now = now_ms() if now is None else now
+        t = Visit.__table__.c
+        with self.engine.begin() as conn:
+            checked_out = conn.execute(update(Visit.__table__).where(
+                t.checked_in_at.is_not(None), t.checked_out_at.is_(None), t.window_end <= now,
+            ).values(checked_out_at=t.window_end, checkout_reason="window_end")).rowcount  # fmt: skip
+        anonymised = self._anonymise(now)
+        if checked_out or anonymised:
+            log.info("visitors: %d checked out at the end of their window, %d anonymised", checked_out, anonymised)
+        return {"checked_out": checked_out, "anonymised": anonymised}
+
+    def _anonymise(self, now: int) -> int:
+        t = Visit.__table__.c
+        with Session(self.engine) as session:
+            ids = list(session.execute(select(t.id).where(
+                t.anonymised_at.is_(None), t.window_end <= now - self.retention_ms,
+            ).order_by(t.id).limit(ANONYMISE_BATCH)).scalars())  # fmt: skip
+            if not ids:
+                return 0
+            session.execute(update(Visit.__table__).where(t.id.in_(ids), t.anonymised_at.is_(None)).values(
+                name=ANONYMISED, phone=None, company=None, credential_value=None, anonymised_at=now,
+            ))  # fmt: skip
+            # The audit log's copies of the invitation go too; who did what, and when, stays.
+            entries = session.execute(select(AuditEntry).where(
+                AuditEntry.target_type == AUDIT_TYPE, AuditEntry.target_id.in_([str(i) for i in ids]),
+            )).scalars()  # fmt: skip
+            for entry in entries:
+                entry.before = _scrubbed(entry.before)
+                entry.after = _scrubbed(entry.after)
+                session.add(entry)
+            session.commit()
+        return len(ids)
+
+
+def _scrubbed(view: dict[str, Any] | None) -> dict[str, Any] | None:
+    if view is None:
+        return None
+    view = dict(view)
+    for key in _PERSONAL:
+        if key in view:
+            view[key] = ANONYMISED if key == "name" else None
+    return view
