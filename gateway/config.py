@@ -137,6 +137,11 @@ class Security(Section):
     secret_key: SecretStr = SecretStr("")
 
 
+class Access(Section):
+    # Door pairs (entry, exit) where a holder must leave before entering again.
+    anti_passback: list[tuple[str, str]] = []
+
+
 class Liveness(Section):
     """Seconds without any sign of life before a device of each kind counts as offline."""
 
@@ -199,6 +204,7 @@ class Settings(BaseSettings):
     api: Api = Api()
     jt808: Jt808 = Jt808()
     security: Security = Security()
+    access: Access = Access()
     liveness: Liveness = Liveness()
     pipeline: Pipeline = Pipeline()
     uplink: Uplink = Uplink()

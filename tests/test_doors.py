@@ -110,3 +110,19 @@ def test_install_mode_gives_a_new_reader_its_key(gateway_factory, tmp_path):
     finally:
         reader.stop()
         pty.unplug()
+
+
+def test_a_weekly_schedule_keeps_a_door_shut_outside_its_hours(door):
+    gw, reader = door
+    all_week = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    gw.http.post("/api/v1/access/schedules", json={"id": "never", "windows": {}}).raise_for_status()
+    gw.http.post("/api/v1/access/schedules", json={"id": "24-7", "windows": all_week}).raise_for_status()
+    bad = gw.http.post("/api/v1/access/schedules", json={"id": "x", "windows": {"someday": [["08:00", "09:00"]]}})
+    assert bad.status_code == 422 and "someday" in bad.json()["detail"]
+    gw.http.patch("/api/v1/people/E1", json={"access": {"doors": ["front"], "schedule": "never"}}).raise_for_status()
+    reader.present_h10301(10, 1093)
+    wait_for(lambda: decisions(gw) == [("denied", "outside_schedule")], 10, 0.2, what="the closed schedule")
+    gw.http.patch("/api/v1/people/E1", json={"access": {"doors": ["front"], "schedule": "24-7"}}).raise_for_status()
+    reader.present_h10301(10, 1093)
+    assert reader.wait_for("output", lambda c: c["control_code"] == 5, timeout=10) is not None
+    wait_for(lambda: decisions(gw)[-1] == ("granted", "granted"), 10, 0.2, what="the open schedule")

@@ -42,6 +42,9 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/audit"): {AUDITOR},
     ("GET", "/api/v1/attendance/days"): {OPERATOR, AUDITOR},
     ("GET", "/api/v1/access/events"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/access/schedules"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/access/schedules"): set(),
+    ("DELETE", "/api/v1/access/schedules/{schedule_id}"): set(),
     ("GET", "/api/v1/attendance/shifts"): {OPERATOR, AUDITOR},
     ("POST", "/api/v1/attendance/shifts"): set(),
     ("DELETE", "/api/v1/attendance/shifts/{shift_id}"): set(),
@@ -67,6 +70,7 @@ BODIES = {
     ("PATCH", "/api/v1/people/{person_id}"): {"name": "x"},
     ("POST", "/api/v1/tokens"): {"name": "t", "role": "auditor"},
     ("POST", "/api/v1/attendance/shifts"): {"id": "s", "name": "S", "start": "09:00", "end": "18:00"},
+    ("POST", "/api/v1/access/schedules"): {"id": "office", "windows": {"mon": [["08:00", "19:00"]]}},
     ("PUT", "/api/v1/attendance/assignments"): {"target_type": "person", "target_id": "p-1", "shift_id": "s"},
     ("POST", "/api/v1/attendance/holidays"): {"date": "2026-01-01"},
     ("POST", "/api/v1/attendance/leaves"): {"person_id": "p-1", "date": "2026-01-02"},
@@ -98,7 +102,7 @@ def tokens(gw):
 
 
 def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
-    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope",
+    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope", schedule_id="nope",
                            invitation_id="nope", entry_id="nope")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {}

@@ -270,7 +270,7 @@ def _weekday(value: object) -> int:
     raise ValueError(f"weekday must be 0..6 or a day name, got {value!r}")
 
 
-def _schedule(row: Schedule | Mapping[str, Any]) -> Schedule:
+def schedule_from_row(row: Schedule | Mapping[str, Any]) -> Schedule:
     if isinstance(row, Schedule):
         return row
     windows: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -392,7 +392,7 @@ def build(
     schedule_map: dict[str, Schedule] = {}
     for row in schedules:
         try:
-            s = _schedule(row)
+            s = schedule_from_row(row)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # Its holders find no schedule and are denied outside "always": fail closed.
             index.problems.append(f"schedule {row.get('id') if isinstance(row, Mapping) else row!r}: {exc!r}")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from gateway.access.decide import AccessData, Credential, Decision, build, decide, find_holder
 from gateway.devices import access_log
 from gateway.pipeline.queue import Inbound, IngestQueue
-from gateway.store.models import Holiday, Person
+from gateway.store.models import AccessSchedule, Holiday, Person
 from gateway.visitors.service import door_rows
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ class AccessControl:
         self.engine = engine
         self.site_timezone = site_timezone
         self.queue = queue
+        self.anti_passback: list[tuple[str, str]] = []
         self.data = AccessData()
         self._last_direction: dict[str, str] = {}  # holder key -> "in"/"out" through anti-passback doors
         self._lock = threading.Lock()
@@ -44,7 +45,12 @@ class AccessControl:
             ]
             visitors = door_rows(conn, int(time.time() * 1000))
             holidays = [row.date for row in conn.execute(select(Holiday.date))]
-        data = build(people, visitors=visitors, holidays=holidays, tz=self.site_timezone)
+            schedules = [
+                {"id": s.id, "windows": s.windows, "holidays_closed": s.holidays_closed}
+                for s in conn.execute(select(AccessSchedule.id, AccessSchedule.windows, AccessSchedule.holidays_closed))
+            ]
+        data = build(people, visitors=visitors, schedules=schedules, holidays=holidays, tz=self.site_timezone,
+                     anti_passback=self.anti_passback)  # fmt: skip
         for problem in data.problems:
             log.warning("access rules: %s", problem)
         self.data = data  # one reference swap: readers see the old or the new snapshot, never half of one

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlmodel import Session
 
-from gateway.api.deps import Page, engine, page, paginated, query_time, read_records
-from gateway.store.models import AccessRecord
+from gateway import audit
+from gateway.access.decide import schedule_from_row
+from gateway.api.deps import Actor, Page, admin_only, engine, page, paginated, query_time, read_records, services
+from gateway.store.models import AccessRecord, AccessSchedule
 from gateway.timeutil import iso_local, iso_utc
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
@@ -47,3 +51,70 @@ def list_access_events(
     with eng.connect() as conn:
         rows = conn.execute(query).all()
     return paginated(rows, p.limit, shape_access)
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ScheduleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    name: str = Field("", max_length=200)
+    windows: dict[str, list[tuple[HHMM, HHMM]]] = Field(
+        description='weekday ("mon".."sun") -> [["08:00", "19:00"], ...] local time; an end not after its start '
+        "runs past midnight"
+    )
+    holidays_closed: bool = True
+
+    @field_validator("windows")
+    @classmethod
+    def _weekdays(cls, windows: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        unknown = sorted(set(windows) - set(WEEKDAYS))
+        if unknown:
+            raise ValueError(f"unknown weekday {unknown[0]!r}; use {', '.join(WEEKDAYS)}")
+        return windows
+
+
+def shape_schedule(row: AccessSchedule) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "windows": row.windows, "holidays_closed": row.holidays_closed}
+
+
+@router.post("/schedules", status_code=201)
+def create_schedule(body: ScheduleBody, actor: Actor = Depends(admin_only), svc: Any = Depends(services)) -> dict[str, Any]:
+    windows = {day: [list(w) for w in spans] for day, spans in body.windows.items()}
+    try:  # the same parsing the doors use
+        schedule_from_row({"id": body.id, "windows": windows, "holidays_closed": body.holidays_closed})
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, f"windows: {exc}") from None
+    row = AccessSchedule(id=body.id, name=body.name, windows=windows, holidays_closed=body.holidays_closed)
+    with Session(svc.engine) as session:
+        if session.get(AccessSchedule, body.id) is not None:
+            raise HTTPException(409, f"schedule {body.id!r} already exists")
+        audit.record(session, actor.name, "create", "access_schedule", body.id, None, shape_schedule(row))
+        session.add(row)
+        session.commit()
+        answer = shape_schedule(row)
+    svc.access.reload()
+    return answer
+
+
+@router.get("/schedules", dependencies=[Depends(read_records)])
+def list_schedules(eng: Any = Depends(engine)) -> dict[str, Any]:
+    with Session(eng) as session:
+        rows = session.execute(select(AccessSchedule).order_by(AccessSchedule.id)).scalars()
+        return {"items": [shape_schedule(r) for r in rows], "next": None}
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204)
+def delete_schedule(schedule_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only),
+                    svc: Any = Depends(services)) -> Response:  # fmt: skip
+    with Session(svc.engine) as session:
+        row = session.get(AccessSchedule, schedule_id)
+        if row is None:
+            raise HTTPException(404, f"no schedule {schedule_id!r}")
+        audit.record(session, actor.name, "delete", "access_schedule", schedule_id, shape_schedule(row), None)
+        session.delete(row)
+        session.commit()
+    svc.access.reload()  # holders on this schedule are now outside it at every door: fail closed
+    return Response(status_code=204)

@@ -315,3 +315,14 @@ class VisitNotification(SQLModel, table=True):
     time: int = _ms()
     kind: str = Field(default="visitor_arrived", max_length=32)
     delivered: bool = Field(default=False, index=True)
+
+
+class AccessSchedule(SQLModel, table=True):
+    """Weekly opening windows for people's access (local wall-clock times in the site's zone)."""
+
+    __tablename__ = "access_schedule"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    windows: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # weekday -> [[start, end]]
+    holidays_closed: bool = True
