@@ -69,6 +69,7 @@ class Gateway:
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         self.access = AccessControl(self.engine, s.site.timezone, self.queue)
         self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
+        self.access.door_groups = s.access.door_groups
         self.visitors = Visitors(self.engine, self.access)
         self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)

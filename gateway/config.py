@@ -140,6 +140,8 @@ class Security(Section):
 class Access(Section):
     # Door pairs (entry, exit) where a holder must leave before entering again.
     anti_passback: list[tuple[str, str]] = []
+    # Named groups of doors a person's access may list instead of each door.
+    door_groups: dict[str, list[str]] = {}
 
 
 class Liveness(Section):

@@ -63,6 +63,21 @@ def test_reads_are_decided_from_memory_recorded_and_follow_changes_at_once(tmp_p
         engine.dispose()
 
 
+def test_door_groups_expand_to_their_doors(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
+    upgrade(engine)
+    with Session(engine) as session:
+        session.add(Person(id="E1", name="Ground Floor", cards=["10:1093"], device_user_ids={},
+                           access={"doors": ["ground"], "schedule": "always"}, created_at=0, updated_at=0))  # fmt: skip
+        session.commit()
+    access = AccessControl(engine, "Asia/Shanghai", IngestQueue(100, 10))
+    access.door_groups = {"ground": ["front", "lobby"]}
+    access.reload()
+    assert access.read("r", "lobby", CARD).reason == "granted"
+    assert access.read("r", "lab", CARD).reason == "door_not_allowed"
+    engine.dispose()
+
+
 def test_mqtt_door_controllers_decisions_are_listed(gateway_factory):
     gw = gateway_factory("embedded").start()
     creds = gw.register("door-ctl", kind="access")["credentials"]

@@ -30,6 +30,7 @@ class AccessControl:
         self.site_timezone = site_timezone
         self.queue = queue
         self.anti_passback: list[tuple[str, str]] = []
+        self.door_groups: dict[str, list[str]] = {}
         self.data = AccessData()
         self._last_direction: dict[str, str] = {}  # holder key -> "in"/"out" through anti-passback doors
         self._lock = threading.Lock()
@@ -40,7 +41,7 @@ class AccessControl:
     def reload(self) -> None:
         with self.engine.connect() as conn:
             people = [
-                {"id": p.id, "cards": p.cards or [], "access": p.access}
+                {"id": p.id, "cards": p.cards or [], "access": self._expand_groups(p.access)}
                 for p in conn.execute(select(Person.id, Person.cards, Person.access))
             ]
             visitors = door_rows(conn, int(time.time() * 1000))
@@ -54,6 +55,15 @@ class AccessControl:
         for problem in data.problems:
             log.warning("access rules: %s", problem)
         self.data = data  # one reference swap: readers see the old or the new snapshot, never half of one
+
+    def _expand_groups(self, access: dict | None) -> dict | None:
+        """A person's access with door group names replaced by their doors."""
+        if not access or not self.door_groups:
+            return access
+        doors: list[str] = []
+        for door in access.get("doors") or []:
+            doors += self.door_groups.get(door, [door])
+        return {**access, "doors": doors}
 
     def read(self, reader_id: str, door: str, credential: Credential, bits: int | None = None,
              card_format: str | None = None, direction: str = "in") -> Decision:  # fmt: skip
