@@ -11,7 +11,17 @@ from sqlmodel import Session
 
 from gateway import audit
 from gateway.access.decide import schedule_from_row
-from gateway.api.deps import Actor, Page, admin_only, engine, page, paginated, query_time, read_records, services
+from gateway.api.deps import (
+    Actor,
+    Page,
+    admin_only,
+    engine,
+    page,
+    paginated,
+    read_records,
+    services,
+    within,
+)
 from gateway.store.models import AccessRecord, AccessSchedule
 from gateway.timeutil import iso_local, iso_utc
 
@@ -44,10 +54,7 @@ def list_access_events(
     for column, value in ((t.door, door), (t.device_id, device_id), (t.decision, decision)):
         if value is not None:
             query = query.where(column == value)
-    if (start := query_time("since", since)) is not None:
-        query = query.where(t.time >= start)
-    if (end := query_time("until", until)) is not None:
-        query = query.where(t.time < end)
+    query = within(query, t.time, since, until)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
     return paginated(rows, p.limit, shape_access)

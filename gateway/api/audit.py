@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from gateway.api.deps import Page, allow, engine, page, paginated, query_time
+from gateway.api.deps import Page, allow, engine, page, paginated, within
 from gateway.store.models import AuditEntry
 from gateway.timeutil import iso_utc
 
@@ -39,10 +39,7 @@ def list_audit(
     for column, value in ((t.actor, actor), (t.action, action), (t.target_type, target_type), (t.target_id, target_id)):
         if value is not None:
             query = query.where(column == value)
-    if (start := query_time("since", since)) is not None:
-        query = query.where(t.time >= start)
-    if (end := query_time("until", until)) is not None:
-        query = query.where(t.time < end)
+    query = within(query, t.time, since, until)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
     return paginated(rows, p.limit, shape)

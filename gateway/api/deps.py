@@ -123,3 +123,12 @@ def query_time(name: str, value: str | None) -> int | None:
         return parse_query_time(value)
     except (ValueError, IndexError):
         raise HTTPException(422, f"{name}: not an RFC 3339 date-time: {value[:40]!r}") from None
+
+
+def within(query: Any, column: Any, since: str | None, until: str | None) -> Any:
+    """`query` limited to since <= column < until (RFC 3339 query parameters; either may be absent)."""
+    if (start := query_time("since", since)) is not None:
+        query = query.where(column >= start)
+    if (end := query_time("until", until)) is not None:
+        query = query.where(column < end)
+    return query

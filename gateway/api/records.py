@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from gateway.api.deps import Page, engine, page, paginated, query_time, read_deadletters, read_records
+from gateway.api.deps import (
+    Page,
+    engine,
+    page,
+    paginated,
+    read_deadletters,
+    read_records,
+    within,
+)
 from gateway.store.models import DeadLetter, PunchRecord
 from gateway.timeutil import iso_local, iso_utc
 
@@ -53,10 +61,7 @@ def list_punches(
         query = query.where(t.user == user)
     if unmapped is not None:
         query = query.where(t.person_id.is_(None) if unmapped else t.person_id.is_not(None))
-    if (start := query_time("since", since)) is not None:
-        query = query.where(t.time >= start)
-    if (end := query_time("until", until)) is not None:
-        query = query.where(t.time < end)
+    query = within(query, t.time, since, until)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
     return paginated(rows, p.limit, shape_punch)
