@@ -49,6 +49,7 @@ import osdp
 import serial
 
 from gateway.backoff import Backoff
+from gateway.devices import osdp_commands as door_commands
 from gateway.transports.osdp_support import LibosdpLog, SerialChannel, default_osdp_log_level
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,6 @@ liblog = logging.getLogger(__name__ + ".libosdp")
 
 EventCallback = Callable[[int, dict], Any]
 StatusCallback = Callable[[int, dict], Any]
-
-# OSDP output control code 5: "permanent state ON, then timed pulse" -> on for timer_count x 100 ms.
-OUTPUT_PULSE = 5
-# LED temporary control code 2: set the temporary state and start its timer.
-LED_TEMPORARY = 2
-# Buzzer tone code 2: the reader's default tone.
-BUZZER_DEFAULT_TONE = 2
 
 
 # --------------------------------------------------------------------------
@@ -289,39 +283,16 @@ class OsdpLine:
         The Future is True once the reader acknowledged the strike pulse (LED
         and beep are feedback: their failures are logged, not fatal).
         """
-        ticks = max(1, min(255, round(strike_ms / 100)))
-        commands = [
-            ({"command": osdp.Command.Output, "output_no": output_no, "control_code": OUTPUT_PULSE,
-              "timer_count": ticks}, True),
-            (self._led(reader_no, osdp.CommandLEDColor.Green, ticks), False),
-            (self._beep(reader_no, on_count=1), False),
-        ]  # fmt: skip
+        commands = door_commands.grant(strike_ms, output_no, reader_no)
         return self._submit(address, commands, f"grant ({strike_ms} ms)")
 
     def deny(self, address: int, *, reader_no: int = 0, show_ms: int = 2000) -> Future[bool]:
         """Red LED for show_ms and a long beep; True once the reader acknowledged the LED."""
-        ticks = max(1, min(255, round(show_ms / 100)))
-        commands = [(self._led(reader_no, osdp.CommandLEDColor.Red, ticks), True), (self._beep(reader_no, 10), False)]
-        return self._submit(address, commands, "deny")
+        return self._submit(address, door_commands.deny(show_ms, reader_no), "deny")
 
     def submit(self, address: int, commands: Iterable[dict]) -> Future[bool]:
         """Raw libosdp command dicts; True once every one was acknowledged."""
         return self._submit(address, [(dict(c), True) for c in commands], "commands")
-
-    @staticmethod
-    def _led(reader_no: int, color: int, ticks: int) -> dict:
-        return {
-            "command": osdp.Command.LED, "reader": reader_no, "led_number": 0, "temporary": True,
-            "control_code": LED_TEMPORARY, "on_color": color, "off_color": osdp.CommandLEDColor.Black,
-            "on_count": 10, "off_count": 0, "timer_count": ticks,
-        }  # fmt: skip
-
-    @staticmethod
-    def _beep(reader_no: int, on_count: int) -> dict:
-        return {
-            "command": osdp.Command.Buzzer, "reader": reader_no, "control_code": BUZZER_DEFAULT_TONE,
-            "on_count": on_count, "off_count": 1, "rep_count": 1,
-        }  # fmt: skip
 
     def _submit(self, address: int, commands: list[tuple[dict, bool]], what: str) -> Future[bool]:
         self._reader(address)
