@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.devices.attlog import encode_line
 
 VERIFY = ("fingerprint", "card", "face", "password")
-KNOWN_COMMANDS = ("open_door", "sync_time", "reboot")
+KNOWN_COMMANDS = ("open_door", "deny_access", "sync_time", "reboot")
 
 
 class MqttTerminal:

@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from gateway import __version__, secretbox
 from gateway.api import create_app
+from gateway.access import mqtt_doors
 from gateway.access.service import AccessControl
 from gateway.commands import Commands
 from gateway.config import Settings
@@ -33,7 +35,7 @@ from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, Embe
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
-from gateway.visitors.service import HOUSEKEEPING_S, Visitors
+from gateway.visitors.service import DAY_MS, HOUSEKEEPING_S, MINUTE_MS, Visitors
 
 if TYPE_CHECKING:
     from gateway.access.readers import DoorReaders
@@ -67,13 +69,21 @@ class Gateway:
             batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload, people=self.people,
         )  # fmt: skip
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
+        box = secretbox.load(s)
         self.access = AccessControl(self.engine, s.site.timezone, self.queue)
+        self.access.pin_digest = box.digest
         self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
         self.access.door_groups = s.access.door_groups
-        self.visitors = Visitors(self.engine, self.access)
+        self.visitors = Visitors(
+            self.engine, self.access, lead_ms=s.visitors.lead_minutes * MINUTE_MS,
+            retention_ms=s.visitors.retention_days * DAY_MS, card_pool=s.visitors.card_pool,
+        )  # fmt: skip
         self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)
-        self.pipeline.on_commit += [self.liveness.on_commit, self.commands.on_commit]
+        self.pipeline.decide_access = self.access.decide_request
+        self.pipeline.on_commit += [
+            self.liveness.on_commit, self.commands.on_commit, partial(mqtt_doors.answer_requests, self.commands),
+        ]  # fmt: skip
         self.broker: EmbeddedBroker | None = None
         self.mqtt: MqttTransport | None = None
         broker_auth: BrokerAuth = NoBrokerAuth()
@@ -92,7 +102,7 @@ class Gateway:
             for line in s.serial if line.protocol in LINE_PROTOCOLS
         ]  # fmt: skip
         self.door_readers: DoorReaders | None = None
-        self.provisioner = Provisioner(self.engine, self.registry, self.liveness, secretbox.load(s), broker_auth)
+        self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -144,6 +144,23 @@ class Access(Section):
     door_groups: dict[str, list[str]] = {}
 
 
+class Visitors(Section):
+    # An invitation's credential works this long before its window starts.
+    lead_minutes: int = Field(15, ge=0, le=24 * 60)
+    # A visit's personal data (name, phone, company) is anonymised this long after its window; counts stay.
+    retention_days: int = Field(180, ge=1, le=3650)
+    # Temporary visitor cards: "<number>" (any facility) from this inclusive range.
+    card_pool: tuple[int, int] = (60000, 65535)
+
+    @field_validator("card_pool")
+    @classmethod
+    def _pool(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 0 <= low <= high <= 0xFFFFFFFF:
+            raise ValueError("expected [low, high] with 0 <= low <= high")
+        return value
+
+
 class Liveness(Section):
     """Seconds without any sign of life before a device of each kind counts as offline."""
 
@@ -207,6 +224,7 @@ class Settings(BaseSettings):
     jt808: Jt808 = Jt808()
     security: Security = Security()
     access: Access = Access()
+    visitors: Visitors = Visitors()
     liveness: Liveness = Liveness()
     pipeline: Pipeline = Pipeline()
     uplink: Uplink = Uplink()

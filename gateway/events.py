@@ -71,6 +71,7 @@ class Fix:
     heading: float | None = None
     alt: float | None = None
     sats: int | None = None
+    hdop: float | None = None
     ignition: bool | None = None
     valid: bool = True
     flags: list[str] = field(default_factory=list)

@@ -61,6 +61,24 @@ def parse_card(text: str) -> str:
     return f"{int(facility)}:{int(number)}" if sep else str(int(number))
 
 
+MAX_PINS = 5
+_PIN = re.compile(r"[0-9]{4,12}")
+
+
+def check_pins(pins: Iterable[str]) -> list[str]:
+    """Keypad PINs: 4 to 12 digits, none twice."""
+    out: list[str] = []
+    for pin in pins:
+        if _PIN.fullmatch(pin) is None:
+            raise ValueError("a PIN is 4 to 12 digits")
+        if pin in out:
+            raise ValueError("a PIN is listed twice")
+        out.append(pin)
+    if len(out) > MAX_PINS:
+        raise ValueError(f"more than {MAX_PINS} PINs")
+    return out
+
+
 def check_cards(cards: Iterable[str]) -> list[str]:
     """Canonical cards; "10:0093" and "10:93" are the same card, so a list may not hold both."""
     seen: dict[str, str] = {}

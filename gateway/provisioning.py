@@ -46,6 +46,7 @@ class OsdpConfig(_Config):
     format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
     door: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", description="door id; empty = the device id")
     strike_ms: int = Field(3000, ge=100, le=25500, description="how long a grant pulses the strike")
+    direction: Literal["in", "out"] = Field("in", description='"out" for an exit reader: a visitor leaving is checked out')
 
 
 class SerialConfig(_Config):

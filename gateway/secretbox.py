@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -17,6 +18,11 @@ from gateway.config import Settings
 class SecretBox:
     def __init__(self, key_material: bytes) -> None:
         self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(key_material).digest()))
+        self._mac_key = hashlib.sha256(b"pin digest\0" + key_material).digest()
+
+    def digest(self, secret: str) -> str:
+        """A keyed one-way digest: what is stored of a PIN, so a stolen database does not give PINs away."""
+        return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()

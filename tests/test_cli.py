@@ -98,7 +98,7 @@ def test_demo_runs_and_stores_punches_from_its_simulated_terminals(tmp_path):
         "GATEWAY_API__LISTEN": f"127.0.0.1:{free_port()}",
         "GATEWAY_DATABASE__URL": f"sqlite:///{tmp_path}/demo.db",
     }
-    result = gateway_cli("demo", "--seconds", "4", "--rate", "10", cwd=tmp_path, env=env)
+    result = gateway_cli("demo", "--seconds", "10", "--rate", "10", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Admin token:" in result.stdout
     import sqlite3
@@ -108,4 +108,8 @@ def test_demo_runs_and_stores_punches_from_its_simulated_terminals(tmp_path):
     assert sources.get("mqtt-json", 0) > 5 and sources.get("attlog", 0) > 5 and sources.get("zk-adms", 0) >= 5
     with sqlite3.connect(tmp_path / "demo.db") as db:
         unmapped = db.execute("SELECT count(*) FROM punch WHERE person_id IS NULL").fetchone()[0]
+        doors = set(db.execute("SELECT reason, person_id IS NOT NULL, visitor_id IS NOT NULL FROM access_event "
+                               "WHERE source = 'osdp'").fetchall())  # fmt: skip
     assert unmapped == 0, "every demo punch belongs to a demo person"
+    # The doors' readers (libosdp PDs on pty links) presented an employee's card, an unknown one and the visitor's.
+    assert {("granted", 1, 0), ("unknown_credential", 0, 0), ("granted", 0, 1)} <= doors

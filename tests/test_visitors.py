@@ -64,9 +64,10 @@ def site(gateway_factory, tmp_path):
     extra = f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "osdp"\nbaudrate = 115200\n'
     gw = gateway_factory("embedded", extra=extra).start()
     keys = {}
-    for address, door in ((1, "front"), (2, "front-exit")):
+    for address, door, direction in ((1, "front", "in"), (2, "front-exit", "out")):
         keys[address] = gw.register(f"reader-{door}", kind="access", protocol="osdp", config={
-            "line": str(pty.gateway_end), "address": address, "door": door, "strike_ms": 1000})["credentials"]["scbk"]
+            "line": str(pty.gateway_end), "address": address, "door": door, "strike_ms": 1000,
+            "direction": direction})["credentials"]["scbk"]
     gw.http.post("/api/v1/people", json={"id": "H1", "name": "Hannah Host"}).raise_for_status()
     gw.terminate()  # the line takes the readers registered when it starts
     gw.start()

@@ -35,6 +35,7 @@ class Reader:
     door: str
     card_format: str
     strike_ms: int
+    direction: str = "in"
 
 
 def credential_of(event: dict[str, Any], card_format: str) -> tuple[Credential, int | None] | None:
@@ -77,7 +78,7 @@ class DoorReaders:
                 keys[address] = bytes.fromhex(self.provisioner.secret(device.id) or "")
                 self._readers[(line.port, address)] = Reader(
                     device.id, device.config.get("door") or device.id, device.config.get("format", "H10301"),
-                    int(device.config.get("strike_ms", 3000)),
+                    int(device.config.get("strike_ms", 3000)), device.config.get("direction", "in"),
                 )  # fmt: skip
             if not keys:
                 log.warning("OSDP line %s has no readers registered; not started", line.port)
@@ -93,7 +94,8 @@ class DoorReaders:
                 return
             credential, bits = found
             self.liveness.heartbeat(reader.device_id)
-            decision = self.access.read(reader.device_id, reader.door, credential, bits, reader.card_format)
+            decision = self.access.read(reader.device_id, reader.door, credential, bits, reader.card_format,
+                                        reader.direction)  # fmt: skip
             line = self.lines[port]
             line.grant(address, reader.strike_ms) if decision.granted else line.deny(address)
 

@@ -12,11 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import Engine, select
 
 from gateway.access.decide import AccessData, Credential, Decision, build, decide, find_holder
-from gateway.devices import access_log
+from gateway.devices import access_log, wiegand
+from gateway.devices.errors import DecodeError
+from gateway.events import AccessEvent
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.store.models import AccessSchedule, Holiday, Person
 from gateway.visitors.service import door_rows
@@ -32,6 +35,8 @@ class AccessControl:
         self.anti_passback: list[tuple[str, str]] = []
         self.door_groups: dict[str, list[str]] = {}
         self.data = AccessData()
+        # PINs are matched as keyed digests (people's are stored so); the app sets the site's key.
+        self.pin_digest: Callable[[str], str] = lambda pin: pin
         self._last_direction: dict[str, str] = {}  # holder key -> "in"/"out" through anti-passback doors
         self._lock = threading.Lock()
         # Called after each read is decided and queued, on the reader's thread: (reader id, door, direction,
@@ -41,10 +46,10 @@ class AccessControl:
     def reload(self) -> None:
         with self.engine.connect() as conn:
             people = [
-                {"id": p.id, "cards": p.cards or [], "access": self._expand_groups(p.access)}
-                for p in conn.execute(select(Person.id, Person.cards, Person.access))
+                {"id": p.id, "cards": p.cards or [], "pins": p.pins or [], "access": self._expand_groups(p.access)}
+                for p in conn.execute(select(Person.id, Person.cards, Person.pins, Person.access))
             ]
-            visitors = door_rows(conn, int(time.time() * 1000))
+            visitors = [self._digest_visitor_pin(row) for row in door_rows(conn, int(time.time() * 1000))]
             holidays = [row.date for row in conn.execute(select(Holiday.date))]
             schedules = [
                 {"id": s.id, "windows": s.windows, "holidays_closed": s.holidays_closed}
@@ -55,6 +60,12 @@ class AccessControl:
         for problem in data.problems:
             log.warning("access rules: %s", problem)
         self.data = data  # one reference swap: readers see the old or the new snapshot, never half of one
+
+    def _digest_visitor_pin(self, row: dict) -> dict:
+        credential = row.get("credential") or {}
+        if credential.get("kind") != "pin" or not credential.get("value"):
+            return row
+        return {**row, "credential": {"kind": "pin", "value": self.pin_digest(str(credential["value"]))}}
 
     def _expand_groups(self, access: dict | None) -> dict | None:
         """A person's access with door group names replaced by their doors."""
@@ -69,22 +80,72 @@ class AccessControl:
              card_format: str | None = None, direction: str = "in") -> Decision:  # fmt: skip
         """Decide a read at `door` and queue its record; the caller opens the door or not."""
         now = int(time.time() * 1000)
+        decision = self._decide(door, credential, direction, now)
+        shown = {"kind": credential.kind, "value": _shown(credential), "bits": bits, "format": card_format,
+                 "facility": credential.facility, "number": credential.number}  # fmt: skip
+        record = access_log.encode(door, now, shown, decision.decision, decision.reason, decision.person_id,
+                                   decision.visitor_id, direction)  # fmt: skip
+        # Blocks only while the store is jammed: the record is never dropped.
+        self.queue.put(Inbound("osdp", "access/decided", record, reader_id))
+        self._after(reader_id, door, direction, decision, now)
+        return decision
+
+    def decide_request(self, event: AccessEvent) -> Decision:
+        """An MQTT door controller's read that asks the gateway to decide ("result": "pending").
+
+        Called by the store writer before it writes the event: the event becomes
+        the decided record (the caller sends the controller its answer after the commit).
+        """
+        now = int(time.time() * 1000)
+        credential = _mqtt_credential(event)
+        decision = self._decide(event.door, credential, event.direction, now)
+        event.result, event.reason = decision.decision, decision.reason
+        event.person_id, event.visitor_id = decision.person_id, decision.visitor_id
+        event.credential_value = _shown(credential)
+        if credential.number is not None:
+            event.facility, event.number = credential.facility, credential.number
+        self._after(event.device_id, event.door, event.direction, decision, now)
+        return decision
+
+    def _decide(self, door: str, credential: Credential, direction: str, now: int) -> Decision:
         data = self.data
+        if credential.kind == "pin":  # PINs are secrets: matched by digest, never recorded
+            credential = replace(credential, value=self.pin_digest(credential.value))
         with self._lock:
             holder = find_holder(credential, data)
             last = self._last_direction.get(holder.key) if holder is not None else None
             decision = decide(credential, door, now, data, last, direction)
             if decision.granted and holder is not None:
                 self._last_direction[holder.key] = direction
-        shown = {"kind": credential.kind, "value": credential.value, "bits": bits, "format": card_format,
-                 "facility": credential.facility, "number": credential.number}  # fmt: skip
-        record = access_log.encode(door, now, shown, decision.decision, decision.reason, decision.person_id,
-                                   decision.visitor_id, direction)  # fmt: skip
-        # Blocks only while the store is jammed: the record is never dropped.
-        self.queue.put(Inbound("osdp", "access/decided", record, reader_id))
+        return decision
+
+    def _after(self, reader_id: str, door: str, direction: str, decision: Decision, now: int) -> None:
         for callback in self.on_decision:
             try:
                 callback(reader_id, door, direction, decision, now)
             except Exception:
                 log.exception("after the decision at %s", door)
-        return decision
+
+
+def _shown(credential: Credential) -> str:
+    """The credential as recorded: a PIN only by its length."""
+    return "*" * len(credential.value) if credential.kind == "pin" else credential.value
+
+
+def _mqtt_credential(event: AccessEvent) -> Credential:
+    """A controller's card is its bits as hex ("0x14088B", 26 bits): decoded like a reader's; a card that
+    is not hex or has no bit count is matched as a number; a bad parity is denied as such."""
+    value, bits = event.credential_value, event.credential_bits
+    if event.credential_kind != "card" or not bits or not value.lower().startswith("0x"):
+        return Credential(event.credential_kind, value)
+    try:
+        number = int(value, 16)
+        size = (bits + 7) // 8
+        data = (number << (size * 8 - bits)).to_bytes(size, "big")
+        card = wiegand.decode(data, bits)
+    except DecodeError as exc:
+        return Credential("card", value, parity_ok=exc.reason != "bad_parity")
+    except (ValueError, OverflowError):
+        return Credential("card", value)
+    event.credential_format = card.format
+    return Credential.from_card(card)

@@ -53,6 +53,11 @@ Name = Annotated[str, Field(min_length=1, max_length=200), _checked(people.check
 Text = Annotated[str, Field(max_length=100), _checked(people.check_text)]
 PlatformId = Annotated[str, Field(min_length=1, max_length=100), _checked(people.check_text)]
 Cards = Annotated[list[str], Field(description='"<facility>:<number>" or "<number>"'), _checked(people.check_cards)]
+Pins = Annotated[
+    list[str],
+    Field(description="keypad PINs, 4-12 digits; write-only: stored as keyed digests, answered as pin_count"),
+    _checked(people.check_pins),
+]
 DeviceUserIds = Annotated[dict[str, str], Field(description='device id or "*" -> the user id the device knows'),
                           _checked(people.check_device_user_ids)]  # fmt: skip
 DoorId = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9._-]{1,64})$")]
@@ -78,6 +83,7 @@ class PersonCreate(BaseModel):
     department: Text = ""
     platform_user_id: PlatformId | None = None
     cards: Cards = []
+    pins: Pins = []
     device_user_ids: DeviceUserIds = {}
     access: Access | None = None
 
@@ -88,17 +94,19 @@ class PersonPatch(BaseModel):
     department: Text | None = None
     platform_user_id: PlatformId | None = None
     cards: Cards | None = None
+    pins: Pins | None = None
     device_user_ids: DeviceUserIds | None = None
     access: Access | None = None
 
 
-NOT_NULL = ("name", "department", "cards", "device_user_ids")
+NOT_NULL = ("name", "department", "cards", "pins", "device_user_ids")
 
 
 def shape(p: Person) -> dict[str, Any]:
     return {
         "id": p.id, "name": p.name, "department": p.department, "platform_user_id": p.platform_user_id,
-        "cards": list(p.cards), "device_user_ids": dict(p.device_user_ids), "access": p.access,
+        "cards": list(p.cards), "pin_count": len(p.pins or ()), "device_user_ids": dict(p.device_user_ids),
+        "access": p.access,
         "created_at": iso_utc(p.created_at), "updated_at": iso_utc(p.updated_at),
     }  # fmt: skip
 
@@ -120,18 +128,35 @@ def _check_cards(session: Session, person_id: str, cards: list[str]) -> None:
         raise HTTPException(409, f"card {clash[0]!r} already belongs to person {clash[1]!r}")
 
 
+def pin_digest(request: Request) -> Callable[[str], str]:
+    return request.app.state.services.access.pin_digest
+
+
+def _digest_pins(session: Session, person_id: str, pins: list[str], digest: Callable[[str], str]) -> list[str]:
+    """The PINs as stored; one person's PIN may not be another's (a keypad entry names one holder)."""
+    digests = [digest(pin) for pin in pins]
+    for other_id, other_pins in session.execute(select(Person.id, Person.pins).where(Person.id != person_id)):
+        if set(digests) & set(other_pins or ()):
+            raise HTTPException(409, f"a PIN is already in use by person {other_id!r}; choose another")
+    return digests
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
 
 @router.post("", status_code=201, dependencies=changes_people)
-def create_person(body: PersonCreate, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
+def create_person(
+    body: PersonCreate, actor: Actor = Depends(admin_only), eng: Any = Depends(engine),
+    digest: Callable[[str], str] = Depends(pin_digest),
+) -> dict[str, Any]:  # fmt: skip
     with _writes, Session(eng) as session:
         if session.get(Person, body.id) is not None:
             raise HTTPException(409, f"person {body.id!r} already exists")
         _check_cards(session, body.id, body.cards)
+        pins = _digest_pins(session, body.id, body.pins, digest)
         now = _now()
-        person = Person(**body.model_dump(), created_at=now, updated_at=now)
+        person = Person(**body.model_dump(exclude={"pins"}), pins=pins, created_at=now, updated_at=now)
         audit.record(session, actor.name, "create", "person", person.id, None, shape(person))
         session.add(person)
         try:
@@ -161,6 +186,7 @@ def get_person(person_id: Annotated[str, Path(max_length=64)], eng: Any = Depend
 def patch_person(
     person_id: Annotated[str, Path(max_length=64)], body: PersonPatch,
     actor: Actor = Depends(admin_only), eng: Any = Depends(engine),
+    digest: Callable[[str], str] = Depends(pin_digest),
 ) -> dict[str, Any]:  # fmt: skip
     changes = body.model_dump(exclude_unset=True)
     for name in NOT_NULL:
@@ -170,10 +196,12 @@ def patch_person(
         person = _get(session, person_id)
         if "cards" in changes:
             _check_cards(session, person_id, changes["cards"])
-        before = shape(person)
+        if "pins" in changes:
+            changes["pins"] = _digest_pins(session, person_id, changes["pins"], digest)
+        before, pins_before = shape(person), list(person.pins or ())
         for name, value in changes.items():
             setattr(person, name, value)
-        if shape(person) == before:
+        if shape(person) == before and list(person.pins) == pins_before:
             return before  # nothing changed: nothing to write or audit
         person.updated_at = _now()
         audit.record(session, actor.name, "update", "person", person_id, before, shape(person))

@@ -27,7 +27,8 @@ SOURCE = "mqtt-json"
 VERIFY_KINDS = frozenset({"fingerprint", "card", "face", "password", "palm"})
 DIRECTIONS = frozenset({"in", "out", "unknown"})
 CREDENTIAL_KINDS = frozenset({"card", "pin", "qr"})
-RESULTS = frozenset({"granted", "denied"})
+# "pending": the controller asks the gateway to decide (and waits for open_door or deny_access).
+RESULTS = frozenset({"granted", "denied", "pending"})
 # Stored as a signed 64-bit column; orjson hands out ints up to 2**64 - 1.
 _MAX_SEQ = 2**63 - 1
 
@@ -173,7 +174,7 @@ def _access(obj: dict, device_id: str, tz: tzinfo) -> AccessEvent:
     if result is None:
         raise _missing("result")
     if type(result) is not str or result not in RESULTS:
-        raise _bad("result", result, "granted or denied")
+        raise _bad("result", result, "granted, denied or pending")
 
     direction = _direction(obj)
     utc, offset = _time(obj, tz)

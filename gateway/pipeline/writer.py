@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
+from gateway.events import AccessEvent
 from gateway.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.people_index import PeopleIndex
@@ -47,6 +48,7 @@ class Batch:
     seen: dict[str, list[int]] = field(default_factory=dict)  # device -> [events, errors]
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> newest status
     items: list[Inbound] = field(default_factory=list)
+    door_requests: list[AccessEvent] = field(default_factory=list)  # decided here; answered after the commit
 
     def dead_letter(self, item: Inbound, device_id: str | None, reason: str, detail: str, raw: bytes) -> None:
         self.dead.append({
@@ -77,6 +79,8 @@ class Pipeline:
         self.max_payload = max_payload
         self.people = people
         self._jobs: list[Callable[[], None]] = []
+        # Decides a door controller's "pending" read in place (the access service; None: left pending).
+        self.decide_access: Callable[[AccessEvent], Any] | None = None
         self.on_commit: list[Callable[[Batch], None]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -199,6 +203,9 @@ class Pipeline:
         people = self.people
         for event in decoded.events:
             kind = KIND[type(event)]
+            if kind == "access" and event.result == "pending" and self.decide_access is not None:
+                self.decide_access(event)
+                batch.door_requests.append(event)
             person = people.resolve(device.id, event.user) if kind == "punch" and people is not None else None
             batch.records[kind].append(to_row(event, raw_ref, batch.now_ms, person))
             if kind == "status":

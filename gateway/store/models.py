@@ -198,6 +198,7 @@ class Person(SQLModel, table=True):
     department: str = Field(default="", max_length=100)
     platform_user_id: Optional[str] = Field(default=None, max_length=100)
     cards: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    pins: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))  # keyed digests
     device_user_ids: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     access: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: int = _ms()

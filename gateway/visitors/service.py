@@ -7,13 +7,12 @@
   reloads that snapshot before the API answers.
 - The first granted entry checks the visitor in and leaves a `visitor_arrived`
   notification for the host (an uplink delivers it later). A granted read at an
-  exit reader checks them out; so does the window's end (`housekeeping`).
-  Until the lead adds a reader setting, an exit reader is one whose door id
-  ends with `EXIT_SUFFIX` ("-exit"), or a read whose direction is "out".
+  exit reader (a reader provisioned with `direction = "out"`) checks them out;
+  so does the window's end (`housekeeping`).
 - `housekeeping` also anonymises a visit's personal data `RETENTION_MS` after
   its window ended; the row stays, so visits can still be counted.
 
-The defaults below are module-level until they get `[visitors]` config keys.
+The lead time, retention and card pool are the `[visitors]` config keys.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ MAX_WINDOW_MS = 7 * DAY_MS  # the longest window an invitation may have
 MAX_AHEAD_MS = 366 * DAY_MS  # how far ahead a window may start
 CARD_POOL = (60000, 65535)  # temporary cards "<number>" (any facility), inclusive; H10301 numbers go to 65535
 RECENT_MS = DAY_MS  # a closed invitation stays in the door snapshot this long, so it is denied with its reason
-EXIT_SUFFIX = "-exit"  # a door id ending with this is an exit reader
 HOUSEKEEPING_S = 2.0  # how often the gateway runs `housekeeping`
 ANONYMISED = "anonymised"
 ANONYMISE_BATCH = 500
@@ -82,10 +80,6 @@ class NoCredentialLeft(VisitorError):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def is_exit(door: str, direction: str = "in") -> bool:
-    return direction == "out" or door.endswith(EXIT_SUFFIX)
 
 
 def normal_name(name: str | None) -> str:
@@ -302,7 +296,7 @@ class Visitors:
         """A granted read: check in (first entry, and notify the host), back in, or check out at an exit."""
         t = Visit.__table__.c
         with self.engine.begin() as conn:
-            if is_exit(door, direction):
+            if direction == "out":
                 conn.execute(update(Visit.__table__).where(
                     t.id == visit_id, t.checked_in_at.is_not(None), t.checked_out_at.is_(None),
                 ).values(checked_out_at=at_ms, checkout_reason="exit_reader"))  # fmt: skip
