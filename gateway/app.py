@@ -34,7 +34,11 @@ from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.mqtt import MqttTransport
+from gateway.transports.jt808_server import Jt808Server
 from gateway.transports.serial_line import SerialLine
+from gateway.uplink.outbox import Outbox
+from gateway.vehicles.service import Vehicles
+from gateway.vehicles.trips import TripSettings
 from gateway.visitors.service import DAY_MS, HOUSEKEEPING_S, MINUTE_MS, Visitors
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
+TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
 LINE_PROTOCOLS = ("attlog", "card-lines")  # serial protocols read as text lines
 
 
@@ -80,9 +85,16 @@ class Gateway:
         )  # fmt: skip
         self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)
+        self.outbox = Outbox(self.engine, s.uplink.routes())
+        v = s.vehicles
+        self.vehicles = Vehicles(self.engine, TripSettings(
+            min_distance_m=v.min_distance_m, stop_window_s=v.stop_window_s, max_gap_s=v.max_gap_s,
+            max_speed_kmh=v.max_speed_kmh, future_s=v.future_s, filters=frozenset(v.filters),
+        ), self.outbox, v.geofence_dwell_s)  # fmt: skip
         self.pipeline.decide_access = self.access.decide_request
         self.pipeline.on_commit += [
             self.liveness.on_commit, self.commands.on_commit, partial(mqtt_doors.answer_requests, self.commands),
+            self.vehicles.on_commit,
         ]  # fmt: skip
         self.broker: EmbeddedBroker | None = None
         self.mqtt: MqttTransport | None = None
@@ -102,6 +114,13 @@ class Gateway:
             for line in s.serial if line.protocol in LINE_PROTOCOLS
         ]  # fmt: skip
         self.door_readers: DoorReaders | None = None
+        self.jt808: Jt808Server | None = None
+        if s.jt808.listen:
+            self.jt808 = Jt808Server(
+                s.jt808.listen, self.queue, self.registry, self.metrics,
+                auth_code=self._jt808_auth_code, heartbeat=self.liveness.heartbeat,
+                accept_bad_checksum=s.jt808.accept_bad_checksum, idle_timeout=s.jt808.idle_timeout_s,
+            )  # fmt: skip
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
@@ -135,6 +154,9 @@ class Gateway:
 
         self.pipeline.run_in_writer(refresh)
 
+    def _jt808_auth_code(self, device_id: str) -> str | None:
+        return self.provisioner.secret(device_id)
+
     def _credential_hash(self, device_id: str) -> str | None:
         with Session(self.engine) as session:
             device = session.get(Device, device_id)
@@ -166,6 +188,8 @@ class Gateway:
             self.commands.bind(asyncio.get_running_loop(), self.mqtt.publish_confirmed)
         for line in self.serial_lines:
             line.start()
+        if self.jt808 is not None:
+            await self.jt808.start()
         osdp_lines = [line for line in s.serial if line.protocol == "osdp"]
         if osdp_lines:
             from gateway.access.readers import DoorReaders  # libosdp is loaded only where doors are
@@ -179,6 +203,7 @@ class Gateway:
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),
             asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),
             asyncio.create_task(_every(HOUSEKEEPING_S, self.visitors.housekeeping, "visitor housekeeping")),
+            asyncio.create_task(_every(TRIPS_EVERY_S, self.vehicles.recompute_dirty, "trip recomputation")),
         ]
         if self.door_readers is not None:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
@@ -203,6 +228,8 @@ class Gateway:
         for transport in (self.broker, self.mqtt):
             if transport is not None:
                 transport.pause()
+        if self.jt808 is not None:
+            await self.jt808.stop()
         for line in self.serial_lines:
             await asyncio.to_thread(line.stop, 0.5)
         if self.door_readers is not None:

@@ -171,11 +171,32 @@ class Liveness(Section):
 
 class Jt808(Section):
     listen: str = ""
+    # A frame whose checksum or length is wrong but whose body parses: stored with the fix flagged
+    # (true), or refused and dead-lettered (false). Real terminals do send such frames.
+    accept_bad_checksum: bool = True
+    # A connection silent this long (no frame, no heartbeat) is closed.
+    idle_timeout_s: int = Field(180, ge=10, le=86400)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         return _host_port(value, "jt808.listen") if value else value
+
+
+class Vehicles(Section):
+    """How trips are cut from fixes (see docs/vehicles.md)."""
+
+    min_distance_m: float = Field(200, gt=0)  # moving once this far from where it stopped
+    stop_window_s: float = Field(180, gt=0)  # stopped once it stayed within min_distance_m this long
+    max_gap_s: float = Field(3600, gt=0)  # a longer silence ends a trip
+    max_speed_kmh: float = Field(300, gt=0)  # a fix implying more is set aside
+    future_s: float = Field(86400, ge=0)  # a fix dated more than this ahead is set aside
+    # Which filters set fixes aside before trips are cut.
+    filters: list[Literal["invalid", "zero_position", "future_time", "duplicate_time", "implausible_speed"]] = [
+        "invalid", "zero_position", "future_time", "duplicate_time", "implausible_speed",
+    ]  # fmt: skip
+    # A geofence enter or exit counts once the vehicle stayed on the new side this long (no flapping).
+    geofence_dwell_s: float = Field(60, ge=0)
 
 
 class Pipeline(Section):
@@ -204,6 +225,11 @@ class Uplink(Section):
     dingtalk: DingTalk = DingTalk()
     webhook: Webhook = Webhook()
 
+    def routes(self) -> dict[str, list[str]]:
+        """Enabled sink -> the record types it takes."""
+        sinks = {"dingtalk": self.dingtalk, "webhook": self.webhook}
+        return {name: list(sink.records) for name, sink in sinks.items() if sink.enabled}
+
 
 class SerialLine(Section):
     port: str
@@ -225,6 +251,7 @@ class Settings(BaseSettings):
     security: Security = Security()
     access: Access = Access()
     visitors: Visitors = Visitors()
+    vehicles: Vehicles = Vehicles()
     liveness: Liveness = Liveness()
     pipeline: Pipeline = Pipeline()
     uplink: Uplink = Uplink()

@@ -65,6 +65,7 @@ CONFIG_MODELS: dict[str, type[_Config]] = {
 # Config values that identify the device on its own wire: two devices may not share them.
 IDENTITY_KEYS: dict[str, tuple[str, ...]] = {
     "owntracks": ("user", "device"), "zk-adms": ("sn",), "osdp": ("line", "address"), "jt808": ("phone",),
+    "nmea": ("line",), "card-lines": ("line",),
 }  # fmt: skip
 
 

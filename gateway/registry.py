@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
-from gateway.store.models import Device
+from gateway.store.models import Device, Vehicle
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +25,23 @@ class DeviceInfo:
     tz: tzinfo
 
 
-def _zk_sn(protocol: str, config: object) -> str | None:
-    if protocol != "zk-adms" or not isinstance(config, dict):
+def identity(protocol: str, config: object) -> str | None:
+    """What a device is known by on its own wire, where that is not its id: the ZK terminal's serial
+    number, the JT/T 808 terminal's phone, OwnTracks' "user/device", the serial line it is on."""
+    if not isinstance(config, dict):
         return None
-    sn = config.get("sn")
-    return sn if isinstance(sn, str) and sn else None
+    if protocol == "zk-adms":
+        value = config.get("sn")
+    elif protocol == "jt808":
+        value = config.get("phone")
+    elif protocol == "owntracks":
+        user, device = config.get("user"), config.get("device")
+        value = f"{user}/{device}" if isinstance(user, str) and isinstance(device, str) else None
+    elif protocol in ("nmea", "card-lines"):
+        value = config.get("line")
+    else:
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 class Registry:
@@ -37,7 +49,8 @@ class Registry:
         self._engine = engine
         self._default_tz = ZoneInfo(default_timezone)
         self._devices: dict[str, DeviceInfo] = {}
-        self._zk_sn: dict[str, str] = {}  # ZK ADMS terminal serial number -> device id
+        self._ids: dict[tuple[str, str], str] = {}  # (protocol, identity) -> device id
+        self._vehicles: dict[str, str] = {}  # device id -> vehicle id
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -45,11 +58,11 @@ class Registry:
             rows = conn.execute(
                 select(Device.id, Device.kind, Device.protocol, Device.site, Device.timezone, Device.config)
             ).all()
+            vehicles = {r.device_id: r.id for r in conn.execute(select(Vehicle.device_id, Vehicle.id).where(Vehicle.device_id.is_not(None)))}
         devices = {row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone) for row in rows}
-        by_sn = {sn: row.id for row in rows if (sn := _zk_sn(row.protocol, row.config)) is not None}
+        ids = {(row.protocol, key): row.id for row in rows if (key := identity(row.protocol, row.config)) is not None}
         with self._lock:
-            self._devices = devices
-            self._zk_sn = by_sn
+            self._devices, self._ids, self._vehicles = devices, ids, vehicles
 
     def _info(self, id: str, kind: str, protocol: str, site: str, timezone: str) -> DeviceInfo:
         return DeviceInfo(id, kind, protocol, site, ZoneInfo(timezone) if timezone else self._default_tz)
@@ -57,25 +70,40 @@ class Registry:
     def get(self, device_id: str) -> DeviceInfo | None:
         return self._devices.get(device_id)
 
-    def by_zk_sn(self, sn: str) -> DeviceInfo | None:
-        """The zk-adms device whose config has this serial number (exact match), if registered."""
-        device_id = self._zk_sn.get(sn)
+    def by_identity(self, protocol: str, key: str) -> DeviceInfo | None:
+        """The device of `protocol` known on the wire as `key` (see `identity`), if registered."""
+        device_id = self._ids.get((protocol, key))
         return self._devices.get(device_id) if device_id is not None else None
+
+    def by_zk_sn(self, sn: str) -> DeviceInfo | None:
+        return self.by_identity("zk-adms", sn)
+
+    def vehicle_of(self, device_id: str) -> str | None:
+        return self._vehicles.get(device_id)
+
+    def link_vehicle(self, vehicle_id: str, device_id: str | None) -> None:
+        """After a committed change to a vehicle: its fixes from now on carry its id."""
+        with self._lock:
+            vehicles = {d: v for d, v in self._vehicles.items() if v != vehicle_id}
+            if device_id is not None:
+                vehicles[device_id] = vehicle_id
+            self._vehicles = vehicles
 
     def put(self, device: Device) -> None:
         info = self._info(device.id, device.kind, device.protocol, device.site, device.timezone)
-        sn = _zk_sn(device.protocol, device.config)
+        key = identity(device.protocol, device.config)
         with self._lock:
             self._devices = {**self._devices, device.id: info}
-            by_sn = {k: v for k, v in self._zk_sn.items() if v != device.id}
-            if sn is not None:
-                by_sn[sn] = device.id
-            self._zk_sn = by_sn
+            ids = {k: v for k, v in self._ids.items() if v != device.id}
+            if key is not None:
+                ids[(device.protocol, key)] = device.id
+            self._ids = ids
 
     def remove(self, device_id: str) -> None:
         with self._lock:
             self._devices = {k: v for k, v in self._devices.items() if k != device_id}
-            self._zk_sn = {k: v for k, v in self._zk_sn.items() if v != device_id}
+            self._ids = {k: v for k, v in self._ids.items() if v != device_id}
+            self._vehicles = {k: v for k, v in self._vehicles.items() if k != device_id}
 
     def __len__(self) -> int:
         return len(self._devices)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import orjson
 
-from gateway.devices import access_log, attlog, card_lines, mqtt_device, mqtt_json
+from gateway.devices import access_log, attlog, card_lines, jt808, mqtt_device, mqtt_json
 from gateway.devices.base import Decoded
 from gateway.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.registry import DeviceInfo
@@ -30,7 +30,18 @@ DECODERS: dict[str, Decoder] = {
     "serial/attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
     "serial/card-lines": lambda p, d, now: card_lines.decode(p, d.id, d.tz, now),
     "access/decided": lambda p, d, now: access_log.decode(p, d.id, d.tz),
+    "jt808/location": lambda p, d, now: _jt808_location(p, d),
 }
+
+
+def _jt808_location(content: bytes, device: DeviceInfo) -> Decoded:
+    """A 0x0200 or 0x0704 frame as the server received it; a frame the server let through despite a bad
+    checksum or length (the site's policy) has its fixes flagged."""
+    frame = jt808.parse_frame(content)
+    flags = (["bad_checksum"] if not frame.checksum_ok else []) + (["bad_length"] if not frame.length_ok else [])
+    if frame.msg_id == jt808.BATCH_LOCATION:
+        return jt808.parse_batch(frame.body, device.id, device.tz, flags)
+    return Decoded([jt808.parse_location(frame.body, device.id, device.tz, flags)])
 
 
 def route(topic: str, device_id: str | None) -> tuple[str | None, str | None]:
@@ -57,18 +68,21 @@ COLUMNS = {
                "credential_bits", "credential_format", "facility", "number", "person_id", "visitor_id", "decision",
                "reason", "direction", "source", "raw_ref", "stored_at"),
     "fix": ("key", "device_id", "vehicle_id", "time", "utc_offset_min", "lat", "lon", "speed_kmh", "heading",
-            "alt", "sats", "ignition", "valid", "flags", "odometer_km", "source", "raw_ref", "stored_at"),
+            "alt", "sats", "hdop", "ignition", "valid", "flags", "odometer_km", "source", "raw_ref", "stored_at"),
     "status": ("key", "device_id", "time", "online", "detail", "raw_ref", "stored_at"),
     "command_result": ("key", "device_id", "command_id", "ok", "detail", "time", "raw_ref"),
 }  # fmt: skip
 
 
-def to_row(event: Event, raw_ref: str, stored_at: int, person_id: str | None = None) -> tuple[Any, ...]:
-    """The event as a tuple in COLUMNS order (the writer inserts tuples: cheapest per row)."""
+def to_row(event: Event, raw_ref: str, stored_at: int, owner: str | None = None) -> tuple[Any, ...]:
+    """The event as a tuple in COLUMNS order (the writer inserts tuples: cheapest per row).
+
+    `owner`: the person a punch resolved to, the vehicle a fix's device is in.
+    """
     t = type(event)
     if t is Punch:
         return (
-            event.key, event.device_id, event.user, person_id, to_epoch_ms(event.time), event.utc_offset_min,
+            event.key, event.device_id, event.user, owner, to_epoch_ms(event.time), event.utc_offset_min,
             event.direction, event.verify, event.status_code, event.verify_code, event.workcode, event.seq,
             event.source, raw_ref, stored_at,
         )  # fmt: skip
@@ -83,8 +97,8 @@ def to_row(event: Event, raw_ref: str, stored_at: int, person_id: str | None = N
         )  # fmt: skip
     if t is Fix:
         return (
-            event.key, event.device_id, None, to_epoch_ms(event.time), event.utc_offset_min, event.lat, event.lon,
-            event.speed_kmh, event.heading, event.alt, event.sats, event.ignition, event.valid,
+            event.key, event.device_id, owner, to_epoch_ms(event.time), event.utc_offset_min, event.lat, event.lon,
+            event.speed_kmh, event.heading, event.alt, event.sats, event.hdop, event.ignition, event.valid,
             orjson.dumps(event.flags).decode(), event.odometer_km, event.source, raw_ref, stored_at,
         )  # fmt: skip
     if t is DeviceStatus:

@@ -175,7 +175,8 @@ class Pipeline:
     def _decode_one(self, item: Inbound, now: datetime, batch: Batch) -> None:
         payload = item.payload
         if item.reject is not None:
-            batch.dead_letter(item, None, item.reject, f"refused by the transport (sender {item.sender!r})", payload)
+            known = item.device_id if item.device_id and self.registry.get(item.device_id) else None
+            batch.dead_letter(item, known, item.reject, f"refused by the transport (sender {item.sender!r})", payload)
             return
         device_id, channel = route(item.topic, item.device_id)
         if channel is None:
@@ -206,8 +207,11 @@ class Pipeline:
             if kind == "access" and event.result == "pending" and self.decide_access is not None:
                 self.decide_access(event)
                 batch.door_requests.append(event)
-            person = people.resolve(device.id, event.user) if kind == "punch" and people is not None else None
-            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms, person))
+            if kind == "punch":
+                owner = people.resolve(device.id, event.user) if people is not None else None
+            else:
+                owner = self.registry.vehicle_of(device.id) if kind == "fix" else None
+            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms, owner))
             if kind == "status":
                 batch.status[device.id] = {"dev": device.id, "on": event.online, "fw": event.detail.get("firmware")}
         counts[0] += len(decoded.events)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -127,6 +127,7 @@ class FixRecord(SQLModel, table=True):
     heading: Optional[float] = None
     alt: Optional[float] = None
     sats: Optional[int] = None
+    hdop: Optional[float] = None
     ignition: Optional[bool] = None
     valid: bool = True
     flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -327,3 +328,97 @@ class AccessSchedule(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     windows: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # weekday -> [[start, end]]
     holidays_closed: bool = True
+
+
+class Vehicle(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    plate: str = Field(max_length=32)
+    device_id: Optional[str] = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
+    driver: Optional[str] = Field(default=None, max_length=100)  # a person id, or a name
+    name: str = Field(default="", max_length=200)
+    created_at: int = _ms()
+    updated_at: int = _ms()
+
+
+class TripRow(SQLModel, table=True):
+    """A trip as last computed from the vehicle's fixes; recomputed when late fixes land inside it."""
+
+    __tablename__ = "trip"
+    __table_args__ = (Index("ix_trip_vehicle_start", "vehicle_id", "start_time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    vehicle_id: str = Field(max_length=64)
+    start_time: int = _ms()
+    end_time: int = _ms()
+    start_lat: float
+    start_lon: float
+    end_lat: float
+    end_lon: float
+    distance_km: float
+    distance_source: str = Field(max_length=16)
+    max_speed_kmh: Optional[float] = None
+    avg_speed_kmh: Optional[float] = None
+    point_count: int
+    booking_id: Optional[int] = None
+    flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    computed_at: int = _ms()
+
+
+class Booking(SQLModel, table=True):
+    __table_args__ = (Index("ix_booking_vehicle_start", "vehicle_id", "start_time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    vehicle_id: str = Field(max_length=64)
+    person: str = Field(max_length=100)
+    start_time: int = _ms()
+    end_time: int = _ms()
+    purpose: str = Field(default="", max_length=500)
+    created_at: int = _ms()
+    created_by: str = Field(default="", max_length=100)
+
+
+class Geofence(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    shape: dict = Field(sa_column=Column(JSON, nullable=False))  # {"circle": {...}} or {"polygon": [...]}
+    dwell_s: int = 60
+
+
+class GeofenceEventRow(SQLModel, table=True):
+    __tablename__ = "geofence_event"
+    __table_args__ = (Index("ix_geofence_event_vehicle_time", "vehicle_id", "time"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    vehicle_id: str = Field(max_length=64)
+    fence_id: str = Field(max_length=64)
+    kind: str = Field(max_length=8)  # enter | exit
+    time: int = _ms()
+    lat: float
+    lon: float
+
+
+class OutboxEntry(SQLModel, table=True):
+    """A record on its way to one uplink sink, written in the transaction that stored the record.
+
+    pending -> sending (marked before the call, so after a crash the sink can check whether the lost
+    call landed) -> delivered | parked (the platform refused the data itself; retried by hand).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("sink", "record_type", "record_key"),
+        Index("ix_outbox_sink_state_id", "sink", "state", "id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    sink: str = Field(max_length=16)
+    record_type: str = Field(max_length=24)
+    record_key: str = Field(max_length=80)
+    order_key: str = Field(default="", max_length=140)  # records of one person or vehicle go in order
+    payload: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: read at send time
+    state: str = Field(default="pending", max_length=12)
+    attempts: int = 0
+    next_attempt: int = _ms(server_default="0")
+    last_error: str = Field(default="", max_length=1000)
+    created_at: int = _ms()
+    delivered_at: Optional[int] = _ms(nullable=True)

@@ -1,0 +1,1 @@
+"""Store-and-forward to the office platform: the outbox and one worker per sink."""

@@ -1,0 +1,216 @@
+"""Vehicles in the store: trips, stops, geofence events and booking flags recomputed from their fixes.
+
+The store writer tells `on_commit` which vehicles got fixes and from when; a
+housekeeping job (`recompute_dirty`) then recomputes each of them from a little
+before the earliest new fix, so a batch uploaded after a tunnel lands in the
+right place and the trips around it are redone. Finished trips go to the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
+
+from gateway.pipeline.rows import COLUMNS
+from gateway.store.models import Booking as BookingRow
+from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
+from gateway.timeutil import iso_utc
+from gateway.uplink.outbox import Outbox
+from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
+from gateway.vehicles.trips import Booking, Point, Trip, TripSettings, filter_points, detect, match_bookings
+
+log = logging.getLogger(__name__)
+
+_FIX = {name: i for i, name in enumerate(COLUMNS["fix"])}
+LOOKBACK_MS = 7 * 24 * 3600 * 1000  # a late fix redoes at most this much history
+LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's state there is known
+
+
+def trip_view(t: TripRow) -> dict[str, Any]:
+    return {
+        "id": str(t.id), "vehicle_id": t.vehicle_id, "start": iso_utc(t.start_time), "end": iso_utc(t.end_time),
+        "start_lat": t.start_lat, "start_lon": t.start_lon, "end_lat": t.end_lat, "end_lon": t.end_lon,
+        "distance_km": round(t.distance_km, 3), "distance_source": t.distance_source,
+        "max_speed_kmh": t.max_speed_kmh, "avg_speed_kmh": t.avg_speed_kmh, "point_count": t.point_count,
+        "booking_id": str(t.booking_id) if t.booking_id is not None else None, "flags": list(t.flags),
+        "complete": "ongoing" not in t.flags,
+    }  # fmt: skip
+
+
+def fence_of(row: Geofence) -> CircleFence | PolygonFence:
+    shape = row.shape
+    if "circle" in shape:
+        c = shape["circle"]
+        return CircleFence(row.id, float(c["lat"]), float(c["lon"]), float(c["radius_m"]))
+    return PolygonFence(row.id, tuple((float(lat), float(lon)) for lat, lon in shape["polygon"]))
+
+
+class Vehicles:
+    def __init__(self, engine: Engine, settings: TripSettings, outbox: Outbox | None = None,
+                 dwell_s: float = 60.0) -> None:  # fmt: skip
+        self.engine = engine
+        self.settings = settings
+        self.outbox = outbox
+        self.dwell_s = dwell_s
+        self._dirty: dict[str, int] = {}  # vehicle -> earliest new fix time
+        self._lock = threading.Lock()
+
+    # -- after each store batch ------------------------------------------------
+
+    def on_commit(self, batch: Any) -> None:
+        rows = batch.records.get("fix")
+        if not rows:
+            return
+        vehicle_at, time_at = _FIX["vehicle_id"], _FIX["time"]
+        with self._lock:
+            for row in rows:
+                vehicle = row[vehicle_at]
+                if vehicle is not None:
+                    earliest = self._dirty.get(vehicle)
+                    if earliest is None or row[time_at] < earliest:
+                        self._dirty[vehicle] = row[time_at]
+
+    def mark(self, vehicle_id: str, since_ms: int = 0) -> None:
+        with self._lock:
+            self._dirty[vehicle_id] = min(since_ms, self._dirty.get(vehicle_id, since_ms))
+
+    def recompute_dirty(self) -> int:
+        with self._lock:
+            dirty, self._dirty = self._dirty, {}
+        for vehicle_id, since in dirty.items():
+            try:
+                self.recompute(vehicle_id, since)
+            except Exception:
+                log.exception("recomputing trips of %s failed; will retry", vehicle_id)
+                self.mark(vehicle_id, since)
+        return len(dirty)
+
+    # -- recomputation -----------------------------------------------------------
+
+    def recompute(self, vehicle_id: str, changed_from: int, now_ms: int | None = None) -> list[Trip]:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        t = TripRow.__table__.c
+        with self.engine.begin() as conn:
+            # From the start of the trip that may include the change (the trips before it stand).
+            anchor = conn.execute(select(func.max(t.start_time)).where(
+                t.vehicle_id == vehicle_id, t.start_time <= changed_from)).scalar()  # fmt: skip
+            anchor = max(anchor if anchor is not None else 0, changed_from - LOOKBACK_MS)
+            f = FixRecord.__table__.c
+            fixes = conn.execute(
+                select(f.id, f.time, f.lat, f.lon, f.speed_kmh, f.odometer_km, f.valid, f.flags)
+                .where(f.vehicle_id == vehicle_id, f.time >= anchor - LEAD_MS).order_by(f.time, f.id)
+            ).all()
+            points = [Point(r.time, r.lat, r.lon, r.speed_kmh, r.odometer_km, r.valid, (), r.id) for r in fixes]
+            kept, rejected = filter_points(points, self.settings, now)
+            trips, _stops = detect(kept, self.settings)
+            trips = [trip for trip in trips if trip.start_ms >= anchor]
+            bookings = self._bookings(conn, vehicle_id, anchor)
+            trips, _checks = match_bookings(trips, bookings, now, vehicle_id)
+            self._mark_rejected(conn, fixes, rejected)
+            conn.execute(delete(TripRow).where(t.vehicle_id == vehicle_id, t.start_time >= anchor))
+            if trips:
+                conn.execute(insert(TripRow), [self._row(vehicle_id, trip, now) for trip in trips])
+            self._fence_events(conn, vehicle_id, kept, anchor)
+            self._enqueue_finished(conn, vehicle_id, anchor)
+        return trips
+
+    def _row(self, vehicle_id: str, trip: Trip, now: int) -> dict[str, Any]:
+        flags = list(trip.flags) + ([] if trip.complete else ["ongoing"])
+        return {
+            "vehicle_id": vehicle_id, "start_time": trip.start_ms, "end_time": trip.end_ms,
+            "start_lat": trip.start_lat, "start_lon": trip.start_lon, "end_lat": trip.end_lat,
+            "end_lon": trip.end_lon, "distance_km": trip.distance_km, "distance_source": trip.distance_source,
+            "max_speed_kmh": trip.max_speed_kmh, "avg_speed_kmh": trip.avg_speed_kmh,
+            "point_count": trip.point_count, "booking_id": int(trip.booking_id) if trip.booking_id else None,
+            "flags": flags, "computed_at": now,
+        }  # fmt: skip
+
+    def _bookings(self, conn: Any, vehicle_id: str, since: int) -> list[Booking]:
+        b = BookingRow.__table__.c
+        rows = conn.execute(select(BookingRow).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
+        return [Booking(str(r.id), r.vehicle_id, r.person, r.start_time, r.end_time, r.purpose) for r in rows]
+
+    def _mark_rejected(self, conn: Any, fixes: Sequence[Any], rejected: list[tuple[Point, str]]) -> None:
+        """A fix the trip filters set aside says why in its flags (the fixes list shows every fix)."""
+        flags_of = {r.id: list(r.flags or ()) for r in fixes}
+        changes = []
+        for point, reason in rejected:
+            flags = flags_of.get(point.id)
+            if flags is not None and reason not in flags:
+                changes.append({"fix_id": point.id, "new_flags": orjson.dumps([*flags, reason]).decode()})
+        if changes:
+            from sqlalchemy import bindparam
+
+            f = FixRecord.__table__.c
+            conn.execute(update(FixRecord.__table__).where(f.id == bindparam("fix_id"))
+                         .values(flags=bindparam("new_flags")), changes)  # fmt: skip
+
+    def _fence_events(self, conn: Any, vehicle_id: str, kept: list[Point], anchor: int) -> None:
+        fences = [fence_of(row) for row in conn.execute(select(Geofence)).scalars()]
+        g = GeofenceEventRow.__table__.c
+        conn.execute(delete(GeofenceEventRow).where(g.vehicle_id == vehicle_id, g.time >= anchor))
+        if not fences:
+            return
+        inside = set()
+        for fence in fences:  # where the vehicle was at the anchor: its last event before it
+            last = conn.execute(select(g.kind).where(g.vehicle_id == vehicle_id, g.fence_id == fence.id,
+                                                     g.time < anchor).order_by(g.time.desc()).limit(1)).scalar()  # fmt: skip
+            if last == "enter":
+                inside.add(fence.id)
+        events = geofence_events([p for p in kept if p.time_ms >= anchor], fences, self.dwell_s, inside)
+        if events:
+            conn.execute(insert(GeofenceEventRow), [
+                {"vehicle_id": vehicle_id, "fence_id": e.fence_id, "kind": e.kind, "time": e.time_ms,
+                 "lat": e.lat, "lon": e.lon} for e in events
+            ])  # fmt: skip
+
+    def _enqueue_finished(self, conn: Any, vehicle_id: str, anchor: int) -> None:
+        if self.outbox is None or not self.outbox.wants("trip"):
+            return
+        t = TripRow.__table__.c
+        rows = conn.execute(select(TripRow).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
+        finished = [r[0] for r in rows if "ongoing" not in r[0].flags]
+        self.outbox.enqueue(conn, "trip", [
+            (f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished
+        ])  # fmt: skip
+
+    # -- reads for the API and the dashboard ------------------------------------------
+
+    def overview(self) -> list[dict[str, Any]]:
+        f = FixRecord.__table__.c
+        with self.engine.connect() as conn:
+            vehicles = conn.execute(select(Vehicle).order_by(Vehicle.id)).all()
+            out = []
+            for (v,) in vehicles:
+                last = conn.execute(select(f.time, f.lat, f.lon, f.speed_kmh).where(
+                    f.vehicle_id == v.id, f.valid.is_(True)).order_by(f.time.desc()).limit(1)).first()  # fmt: skip
+                out.append({
+                    "id": v.id, "plate": v.plate, "device_id": v.device_id, "driver": v.driver,
+                    "last_fix": {"time_ms": last.time, "lat": last.lat, "lon": last.lon, "speed_kmh": last.speed_kmh}
+                    if last else None,
+                })  # fmt: skip
+        return out
+
+    def track(self, vehicle_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+        f, t = FixRecord.__table__.c, TripRow.__table__.c
+        with self.engine.connect() as conn:
+            if conn.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id)).first() is None:
+                raise KeyError(vehicle_id)
+            fixes = conn.execute(select(f.time, f.lat, f.lon).where(
+                f.vehicle_id == vehicle_id, f.time >= since_ms, f.time < until_ms, f.valid.is_(True),
+            ).order_by(f.time)).all()  # fmt: skip
+            trips = conn.execute(select(TripRow).where(and_(
+                t.vehicle_id == vehicle_id, t.end_time >= since_ms, t.start_time < until_ms))
+                .order_by(t.start_time)).all()  # fmt: skip
+        return {
+            "points": [[r.time, r.lat, r.lon] for r in fixes],
+            "trips": [{"id": str(r[0].id), "start_ms": r[0].start_time, "end_ms": r[0].end_time,
+                       "distance_km": r[0].distance_km, "booking_id": r[0].booking_id, "flags": list(r[0].flags)}
+                      for r in trips],
+        }  # fmt: skip

@@ -1,0 +1,479 @@
+"""Trips and stops from one vehicle's GPS fixes; bookings matched to trips.
+
+Pure: no I/O, no clock, no database. The contract (rules, units, choices) is in the
+package docstring, :mod:`gateway.vehicles`.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
+from itertools import chain
+from operator import attrgetter
+from typing import Iterable, Sequence
+
+__all__ = [
+    "Point", "TripSettings", "Trip", "Stop", "TripResult", "Booking", "BookingCheck",
+    "filter_points", "detect", "trips_from_fixes", "match_bookings", "haversine_m",
+    "FILTER_REASONS", "BOOKING_STATUSES", "DEFAULT_SETTINGS",
+]
+
+INVALID, ZERO_POSITION, DUPLICATE_TIME = "invalid", "zero_position", "duplicate_time"
+FUTURE_TIME, IMPLAUSIBLE_SPEED = "future_time", "implausible_speed"
+#: Every reason filter_points can give for setting a fix aside, in the order they are checked.
+FILTER_REASONS = (INVALID, ZERO_POSITION, FUTURE_TIME, DUPLICATE_TIME, IMPLAUSIBLE_SPEED)
+#: Every value BookingCheck.status can take.
+BOOKING_STATUSES = ("used", "no_trip", "pending")
+
+EARTH_RADIUS_M = 6_371_008.8  # mean radius: the sphere every distance here is measured on
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180  # metres per degree of latitude
+_RAD = math.pi / 180
+# Flat-earth distances use cos(latitude) of a reference fix, refreshed once the vehicle is
+# this far north or south of it: the east-west scale is then off by at most tan(lat) x
+# 0.05 deg (0.09 % at 45 deg, 0.15 % at 60 deg), i.e. under 0.3 m on a 200 m check.
+_COS_DRIFT_DEG = 0.05
+# Beyond ~0.1 deg (11 km) a step is measured with the haversine instead: the flat formula
+# stays within 1e-5 below that, and such long steps are rare (after gaps, sparse fixes).
+_FLAT_LIMIT2 = 0.1 ** 2
+_NO_FUTURE_LIMIT = 1 << 62
+# Odometer distance is trusted when it is within this factor of the GPS distance (plus the
+# slack, for short trips): the odometer counts every metre the GPS chords cut, but a
+# counter that was reset, wrapped or reports in the wrong unit lands far outside.
+_ODO_RATIO, _ODO_SLACK_KM = 2.0, 0.5
+
+_by_time = attrgetter("time_ms")
+
+
+@dataclass(slots=True)
+class Point:
+    """One GPS fix. ``id`` links back to the stored row; it plays no part in the rules."""
+
+    time_ms: int
+    lat: float
+    lon: float
+    speed_kmh: float | None = None
+    odometer_km: float | None = None
+    valid: bool = True
+    flags: tuple[str, ...] = ()
+    id: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TripSettings:
+    min_distance_m: float = 200.0  # leaving the stop area / staying within it
+    stop_window_s: float = 180.0  # how long it must stay within min_distance_m to be stopped
+    max_gap_s: float = 3600.0  # a longer silence ends the trip
+    max_speed_kmh: float = 300.0  # implied speed above this sets a fix aside
+    future_s: float = 86400.0  # fixes later than now + this are set aside
+    # A fix this close to the parked position counts as "at the parking place": trip ends
+    # are trimmed to the actual arrival and departure (0 = the raw window rule, see docs).
+    settle_radius_m: float = 50.0
+    filters: frozenset[str] = frozenset(FILTER_REASONS)  # which filters filter_points applies
+
+    def __post_init__(self) -> None:
+        unknown = set(self.filters) - set(FILTER_REASONS)
+        if unknown:
+            raise ValueError(f"unknown filters {sorted(unknown)}; known: {FILTER_REASONS}")
+        positive = ("min_distance_m", "stop_window_s", "max_gap_s", "max_speed_kmh")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if not self.future_s >= 0:
+            raise ValueError("future_s must be >= 0")
+        if not 0 <= self.settle_radius_m <= self.min_distance_m / 2:
+            raise ValueError("settle_radius_m must be in [0, min_distance_m / 2]")
+
+
+DEFAULT_SETTINGS = TripSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    start_ms: int
+    end_ms: int
+    start_lat: float
+    start_lon: float
+    end_lat: float
+    end_lon: float
+    distance_km: float
+    distance_source: str  # "odometer" or "gps"
+    max_speed_kmh: float
+    avg_speed_kmh: float
+    point_count: int
+    first_index: int  # into the kept (filtered, sorted) points
+    last_index: int
+    complete: bool = True  # False: the data ends while it is still under way
+    booking_id: str | None = None  # set by match_bookings
+    flags: tuple[str, ...] = ()  # "no_booking", set by match_bookings
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ms - self.start_ms) / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    start_ms: int
+    end_ms: int
+    lat: float
+    lon: float
+    duration_s: float
+    first_index: int
+    last_index: int
+    complete: bool = True  # False: the data ends while it is still parked
+
+
+@dataclass(frozen=True, slots=True)
+class TripResult:
+    kept: list[Point]
+    rejected: list[tuple[Point, str]]
+    trips: list[Trip]
+    stops: list[Stop]
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres on the mean-radius sphere."""
+    p1, p2 = lat1 * _RAD, lat2 * _RAD
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((lon2 - lon1) * _RAD / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def filter_points(
+    points: Iterable[Point], settings: TripSettings = DEFAULT_SETTINGS, now_ms: int | None = None
+) -> tuple[list[Point], list[tuple[Point, str]]]:
+    """Sort by time and set aside unusable fixes: (kept, [(fix, reason), ...]).
+
+    Fixes with equal times keep their given order (pass them in storage order), so the
+    first of them is the one kept. ``now_ms=None`` skips the future check.
+    """
+    on = settings.filters
+    drop_invalid, drop_zero = INVALID in on, ZERO_POSITION in on
+    drop_duplicate, check_speed = DUPLICATE_TIME in on, IMPLAUSIBLE_SPEED in on
+    future_limit = _NO_FUTURE_LIMIT
+    if now_ms is not None and FUTURE_TIME in on:
+        future_limit = now_ms + round(settings.future_s * 1000)
+    max_kmh = settings.max_speed_kmh
+    # Degrees of latitude per ms at the speed bound; 0.81 = 0.9**2: near or over the
+    # bound the flat estimate is re-checked with the haversine, so the decision is exact.
+    reach_per_ms = max_kmh / 3600 / M_PER_DEG
+    near2 = 0.81
+    cos, hav = math.cos, haversine_m
+    kept: list[Point] = []
+    rejected: list[tuple[Point, str]] = []
+    keep, reject = kept.append, rejected.append
+    have_prev = False
+    prev_t, prev_lat, prev_lon, ref_lat, coslat = 0, 0.0, 0.0, 1e9, 1.0
+    for p in sorted(points, key=_by_time):
+        lat, lon = p.lat, p.lon
+        # NaN fails every comparison, so it lands here too.
+        if drop_invalid and not (p.valid and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            reject((p, INVALID))
+            continue
+        if drop_zero and lat == 0.0 and lon == 0.0:
+            reject((p, ZERO_POSITION))
+            continue
+        t = p.time_ms
+        if t > future_limit:
+            reject((p, FUTURE_TIME))
+            continue
+        if have_prev:
+            dt = t - prev_t
+            if dt == 0 and drop_duplicate:
+                reject((p, DUPLICATE_TIME))
+                continue
+            if check_speed:
+                if not -_COS_DRIFT_DEG < lat - ref_lat < _COS_DRIFT_DEG:
+                    ref_lat, coslat = lat, cos(lat * _RAD)
+                dlat, dlon = lat - prev_lat, lon - prev_lon
+                if not -180.0 <= dlon <= 180.0:
+                    dlon = (dlon + 180.0) % 360.0 - 180.0
+                dx = dlon * coslat
+                reach = reach_per_ms * dt
+                if dlat * dlat + dx * dx > near2 * reach * reach:
+                    if hav(prev_lat, prev_lon, lat, lon) * 3600 > max_kmh * dt:
+                        reject((p, IMPLAUSIBLE_SPEED))
+                        continue
+        keep(p)
+        have_prev, prev_t, prev_lat, prev_lon = True, t, lat, lon
+    return kept, rejected
+
+
+def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -> tuple[list[Trip], list[Stop]]:
+    """Trips and stops, in time order, from fixes already filtered and sorted by time.
+
+    One pass; the only rescans are over one stop window when a stop is confirmed (and when
+    a vehicle comes back near where it was 3 minutes ago without stopping), so the cost is
+    linear in the number of fixes. Indices in the results point into ``points``.
+    """
+    pts = points if isinstance(points, list) else list(points)
+    n = len(pts)
+    trips: list[Trip] = []
+    stops: list[Stop] = []
+    if n == 0:
+        return trips, stops
+    far2 = (settings.min_distance_m / M_PER_DEG) ** 2  # squared, in degrees of latitude
+    settle_m = settings.settle_radius_m
+    settle2 = (settle_m / M_PER_DEG) ** 2
+    window_ms = settings.stop_window_s * 1000
+    gap_ms = settings.max_gap_s * 1000
+    cos = math.cos
+
+    # Stopped at the first fix. STOPPED state: the place and the last fix seen settled there.
+    moving = False
+    first = pts[0]
+    stop_start = last_settled = 0
+    place_lat, place_lon = first.lat, first.lon
+    place_cos = cos(place_lat * _RAD)
+    prev_t = first.time_ms
+    # MOVING state: where the trip started, the window-start candidate and its position.
+    trip_start = cand = cand_t = blocker = 0
+    c_lat = c_lon = ref_lat = 0.0
+    c_cos = 1.0
+    for i in range(1, n):
+        p = pts[i]
+        t = p.time_ms
+        lat, lon = p.lat, p.lon
+        gap = t - prev_t > gap_ms
+        prev_t = t
+        if moving:
+            if gap:  # the trip ends at the last fix before the silence
+                trips.append(_trip(pts, trip_start, i - 1, settings, True))
+                moving = False
+                stop_start = last_settled = i
+                place_lat, place_lon, place_cos = lat, lon, cos(lat * _RAD)
+                continue
+            limit = t - window_ms
+            if cand_t > limit:
+                continue  # no fix of this trip is a full window old yet
+            # The window starts at the latest fix at or before t - stop_window.
+            if pts[cand + 1].time_ms <= limit:
+                cand += 1
+                while pts[cand + 1].time_ms <= limit:
+                    cand += 1
+                c = pts[cand]
+                cand_t, c_lat, c_lon = c.time_ms, c.lat, c.lon
+                if not -_COS_DRIFT_DEG < c_lat - ref_lat < _COS_DRIFT_DEG:
+                    ref_lat, c_cos = c_lat, cos(c_lat * _RAD)
+            dlat, dlon = lat - c_lat, lon - c_lon
+            if not -180.0 <= dlon <= 180.0:
+                dlon = (dlon + 180.0) % 360.0 - 180.0
+            dx = dlon * c_cos
+            if dlat * dlat + dx * dx >= far2:
+                continue  # still travelling
+            # Within reach of the window start again: stopped only if it never left it.
+            # The fix that broke the last check, or the one after it (the window moved on
+            # by a fix, so did the far side of a loop), usually breaks this one too.
+            search: Iterable[int] = range(cand + 1, i)
+            if cand < blocker < i:
+                if _far(pts[blocker], c_lat, c_lon, c_cos, far2):
+                    continue
+                search = chain(range(blocker + 1, i), range(cand + 1, blocker))
+            for j in search:
+                if _far(pts[j], c_lat, c_lon, c_cos, far2):
+                    blocker = j
+                    break
+            else:
+                arrival, place_lat, place_lon, last_settled = _settle(pts, trip_start, cand, i, settle_m)
+                trips.append(_trip(pts, trip_start, arrival, settings, True))
+                moving = False
+                stop_start = arrival
+                place_cos = cos(place_lat * _RAD)
+            continue
+        # STOPPED
+        dlat, dlon = lat - place_lat, lon - place_lon
+        if not -180.0 <= dlon <= 180.0:
+            dlon = (dlon + 180.0) % 360.0 - 180.0
+        dx = dlon * place_cos
+        d2 = dlat * dlat + dx * dx
+        if d2 < far2:  # still at the place (a stop may span a silence: the car was parked)
+            if d2 <= settle2:
+                last_settled = i
+            continue
+        if gap:  # it was moved while silent: no trip can be drawn across the gap
+            if i - 1 > stop_start:
+                stops.append(_stop(pts, stop_start, i - 1, place_lat, place_lon, True))
+            stop_start = last_settled = i
+            place_lat, place_lon, place_cos = lat, lon, cos(lat * _RAD)
+            continue
+        # Left the place. The trip starts where it was last seen parked, if that was
+        # recent; otherwise it had been creeping about inside the area: start at i - 1.
+        depart = i - 1
+        if settle_m > 0 and t - pts[last_settled].time_ms <= window_ms:
+            depart = last_settled
+        if depart > stop_start:
+            stops.append(_stop(pts, stop_start, depart, place_lat, place_lon, True))
+        moving = True
+        trip_start = depart
+        cand, cand_t, c_lat, c_lon, blocker = i, t, lat, lon, -1
+        ref_lat, c_cos = lat, cos(lat * _RAD)
+    if moving:
+        trips.append(_trip(pts, trip_start, n - 1, settings, False))
+    elif n - 1 > stop_start:
+        stops.append(_stop(pts, stop_start, n - 1, place_lat, place_lon, False))
+    return trips, stops
+
+
+def _far(q: Point, lat: float, lon: float, coslat: float, far2: float) -> bool:
+    dlon = q.lon - lon
+    if not -180.0 <= dlon <= 180.0:
+        dlon = (dlon + 180.0) % 360.0 - 180.0
+    dlat, dx = q.lat - lat, dlon * coslat
+    return dlat * dlat + dx * dx >= far2
+
+
+def _settle(pts: list[Point], lo: int, c: int, p: int, settle_m: float) -> tuple[int, float, float, int]:
+    """A stop confirmed over fixes c..p of a trip that started at lo: (arrival index,
+    place lat, place lon, last settled).
+
+    The place is the centroid of the fixes near the last one (jitter averages out, the
+    approach does not pull it). The arrival is the first fix within settle_m of the place,
+    including fixes just before c that were already there (the window start can skip them
+    when fixes at the place are sparser than on the road).
+    """
+    if settle_m <= 0:
+        q = pts[c]
+        return c, q.lat, q.lon, p
+    last = pts[p]
+    coslat = math.cos(last.lat * _RAD)
+    gather2 = (2 * settle_m / M_PER_DEG) ** 2  # two jittered fixes can be 2 x settle apart
+    sum_dlat = sum_dlon = 0.0
+    count, first_near = 0, p
+    for j in range(p, c - 1, -1):
+        q = pts[j]
+        dlat, dlon = q.lat - last.lat, (q.lon - last.lon + 180.0) % 360.0 - 180.0
+        if dlat * dlat + (dlon * coslat) ** 2 <= gather2:
+            sum_dlat, sum_dlon, count, first_near = sum_dlat + dlat, sum_dlon + dlon, count + 1, j
+    place_lat = last.lat + sum_dlat / count
+    place_lon = (last.lon + sum_dlon / count + 180.0) % 360.0 - 180.0
+    settle2 = (settle_m / M_PER_DEG) ** 2
+    arrival, last_settled = -1, p
+    for j in range(c, p + 1):
+        if not _far(pts[j], place_lat, place_lon, coslat, settle2):
+            arrival = j if arrival < 0 else arrival
+            last_settled = j
+    if arrival < 0:
+        return first_near, place_lat, place_lon, last_settled
+    while arrival - 1 > lo and not _far(pts[arrival - 1], place_lat, place_lon, coslat, settle2):
+        arrival -= 1
+    return arrival, place_lat, place_lon, last_settled
+
+
+def _stop(pts: list[Point], a: int, b: int, lat: float, lon: float, complete: bool) -> Stop:
+    t0, t1 = pts[a].time_ms, pts[b].time_ms
+    return Stop(t0, t1, lat, lon, (t1 - t0) / 1000, a, b, complete)
+
+
+def _trip(pts: list[Point], a: int, b: int, settings: TripSettings, complete: bool) -> Trip:
+    """Summarize fixes a..b: GPS path length, speeds, and odometer distance when sound."""
+    first, last = pts[a], pts[b]
+    cos, sqrt, hav = math.cos, math.sqrt, haversine_m
+    prev_t, prev_lat, prev_lon = first.time_ms, first.lat, first.lon
+    half_rad = _RAD / 2
+    total = fastest = 0.0  # degrees of latitude, degrees per ms
+    reported = first.speed_kmh if first.speed_kmh is not None else -1.0
+    for j in range(a + 1, b + 1):
+        q = pts[j]
+        t, lat, lon = q.time_ms, q.lat, q.lon
+        dlat, dlon = lat - prev_lat, lon - prev_lon
+        if not -180.0 <= dlon <= 180.0:
+            dlon = (dlon + 180.0) % 360.0 - 180.0
+        # The reported distance deserves the step's own mid-latitude scale (one cos per
+        # fix of a trip): flat steps are then within 1e-5 of the great circle below 11 km.
+        dx = dlon * cos((lat + prev_lat) * half_rad)
+        d2 = dlat * dlat + dx * dx
+        step = sqrt(d2) if d2 < _FLAT_LIMIT2 else hav(prev_lat, prev_lon, lat, lon) / M_PER_DEG
+        total += step
+        if t > prev_t and step > fastest * (t - prev_t):
+            fastest = step / (t - prev_t)
+        s = q.speed_kmh
+        if s is not None and s > reported:
+            reported = s
+        prev_t, prev_lat, prev_lon = t, lat, lon
+    gps_km = total * M_PER_DEG / 1000
+    hours = (last.time_ms - first.time_ms) / 3_600_000
+    distance, source = gps_km, "gps"
+    odo_a, odo_b = first.odometer_km, last.odometer_km
+    if odo_a is not None and odo_b is not None:
+        odo = odo_b - odo_a
+        plausible = 0 <= odo <= settings.max_speed_kmh * hours + 0.001
+        if plausible and gps_km / _ODO_RATIO - _ODO_SLACK_KM <= odo <= gps_km * _ODO_RATIO + _ODO_SLACK_KM:
+            distance, source = odo, "odometer"
+    max_speed = reported if reported >= 0 else fastest * M_PER_DEG * 3600  # deg/ms -> km/h
+    avg = distance / hours if hours > 0 else 0.0
+    return Trip(first.time_ms, last.time_ms, first.lat, first.lon, last.lat, last.lon, distance, source,
+                max_speed, avg, b - a + 1, a, b, complete)  # fmt: skip
+
+
+def trips_from_fixes(
+    points: Iterable[Point], settings: TripSettings = DEFAULT_SETTINGS, now_ms: int | None = None
+) -> TripResult:
+    """filter_points then detect: the whole pipeline for one vehicle's fixes, any order."""
+    kept, rejected = filter_points(points, settings, now_ms)
+    trips, stops = detect(kept, settings)
+    return TripResult(kept, rejected, trips, stops)
+
+
+# --- bookings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    id: str
+    vehicle_id: str
+    person: str  # who booked the vehicle
+    start_ms: int
+    end_ms: int
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BookingCheck:
+    booking_id: str
+    status: str  # one of BOOKING_STATUSES
+    trip_indices: tuple[int, ...] = field(default=())  # trips matched to this booking
+
+
+def match_bookings(
+    trips: Sequence[Trip], bookings: Iterable[Booking], now_ms: int, vehicle_id: str | None = None
+) -> tuple[list[Trip], list[BookingCheck]]:
+    """Each trip gets a booking_id or the flag "no_booking"; each booking a status.
+
+    A trip's booking overlaps it (closed intervals); preferred: one containing the trip's
+    start, then the longest overlap, then the earliest start, then the smallest id. A
+    booking is "used" when any trip overlaps it (even one matched to another booking),
+    otherwise "no_trip" once its end is at or before ``now_ms`` and "pending" before.
+    ``vehicle_id``, when given, ignores other vehicles' bookings.
+    """
+    chosen = sorted((b for b in bookings if vehicle_id is None or b.vehicle_id == vehicle_id),
+                    key=lambda b: (b.start_ms, b.id))  # fmt: skip
+    starts = [b.start_ms for b in chosen]
+    overlapped = [False] * len(chosen)
+    matched: dict[str, list[int]] = {b.id: [] for b in chosen}
+    out: list[Trip] = []
+    for k, trip in enumerate(trips):
+        best, best_key = None, None
+        for m in range(bisect_right(starts, trip.end_ms)):  # bookings starting after it cannot overlap
+            b = chosen[m]
+            if b.end_ms < trip.start_ms:
+                continue
+            overlapped[m] = True
+            overlap = min(b.end_ms, trip.end_ms) - max(b.start_ms, trip.start_ms)
+            key = (b.start_ms <= trip.start_ms <= b.end_ms, overlap, -b.start_ms)
+            if best_key is None or key > best_key:  # equal keys: the earlier (smaller id) stays
+                best, best_key = b, key
+        if best is None:
+            out.append(replace(trip, booking_id=None, flags=_add_flag(trip.flags, "no_booking")))
+        else:
+            matched[best.id].append(k)
+            flags = tuple(f for f in trip.flags if f != "no_booking")
+            out.append(replace(trip, booking_id=best.id, flags=flags))
+    checks = []
+    for m, b in enumerate(chosen):
+        status = "used" if overlapped[m] else "no_trip" if b.end_ms <= now_ms else "pending"
+        checks.append(BookingCheck(b.id, status, tuple(matched[b.id])))
+    return out, checks
+
+
+def _add_flag(flags: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    return flags if flag in flags else flags + (flag,)
