@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
-LINE_PROTOCOLS = ("attlog", "card-lines")  # serial protocols read as text lines
+LINE_PROTOCOLS = ("attlog", "card-lines", "nmea")  # serial protocols read as text lines
 
 
 class _ApiServer(uvicorn.Server):

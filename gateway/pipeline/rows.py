@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import orjson
 
-from gateway.devices import access_log, attlog, card_lines, jt808, mqtt_device, mqtt_json
+from gateway.devices import access_log, attlog, card_lines, jt808, mqtt_device, mqtt_json, nmea, owntracks
 from gateway.devices.base import Decoded
 from gateway.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.registry import DeviceInfo
@@ -31,7 +31,20 @@ DECODERS: dict[str, Decoder] = {
     "serial/card-lines": lambda p, d, now: card_lines.decode(p, d.id, d.tz, now),
     "access/decided": lambda p, d, now: access_log.decode(p, d.id, d.tz),
     "jt808/location": lambda p, d, now: _jt808_location(p, d),
+    "owntracks": lambda p, d, now: owntracks.decode(p, d.id, d.tz),
+    "serial/nmea": lambda p, d, now: _nmea_reader(d).feed(p, now),
 }
+
+# A GPS receiver's fix spans several sentences (RMC, GGA, VTG): one reader per device keeps the epoch
+# being assembled. Only the store writer's thread decodes, so this needs no lock.
+_NMEA_READERS: dict[str, nmea.NmeaReader] = {}
+
+
+def _nmea_reader(device: DeviceInfo) -> nmea.NmeaReader:
+    reader = _NMEA_READERS.get(device.id)
+    if reader is None:
+        reader = _NMEA_READERS[device.id] = nmea.NmeaReader(device.id, tz=device.tz)
+    return reader
 
 
 def _jt808_location(content: bytes, device: DeviceInfo) -> Decoded:
@@ -52,6 +65,9 @@ def route(topic: str, device_id: str | None) -> tuple[str | None, str | None]:
     """
     if device_id is not None:
         return device_id, topic if topic in DECODERS else None
+    if topic.startswith("owntracks/"):  # owntracks/{user}/{device}: the device is found by that pair
+        parts = topic.split("/")
+        return ("/".join(parts[1:]), "owntracks") if len(parts) == 3 and parts[1] and parts[2] else (None, None)
     parts = topic.split("/", 2)
     if len(parts) == 3 and parts[0] == "devices" and parts[1] and parts[2] in DECODERS:
         return parts[1], parts[2]

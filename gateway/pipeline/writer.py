@@ -182,7 +182,15 @@ class Pipeline:
         if channel is None:
             batch.dead_letter(item, device_id, "unknown_topic", f"no decoder for topic {item.topic[:200]!r}", payload)
             return
-        device = self.registry.get(device_id)
+        if channel == "owntracks":
+            device = self.registry.by_identity("owntracks", device_id)
+            if device is not None and item.sender is not None and item.sender != device.id:
+                batch.dead_letter(item, device.id, "not_authorized", f"{item.sender!r} may not speak for it", payload)
+                return
+        else:
+            device = self.registry.get(device_id)
+            if device is None and item.transport == "serial" and item.sender:  # a line without a device_id
+                device = self.registry.by_identity(channel.removeprefix("serial/"), item.sender)
         if device is None:
             batch.dead_letter(item, None, "unknown_device", f"device {device_id[:64]!r} is not registered", payload)
             return

@@ -37,7 +37,9 @@ CheckLogin = Callable[[str | None, str | None], Awaitable[str | None]]
 
 
 def _is_device_input(topic: str | None) -> bool:
-    return bool(topic) and topic.startswith("devices/") and not topic.endswith("/commands")
+    if not topic:
+        return False
+    return (topic.startswith("devices/") and not topic.endswith("/commands")) or topic.startswith("owntracks/")
 
 
 def permitted(role: str | None, username: str | None, topic: str, action: str) -> bool:
@@ -48,7 +50,8 @@ def permitted(role: str | None, username: str | None, topic: str, action: str) -
         return False
     own = f"devices/{username}/"
     if action == Action.PUBLISH:
-        return topic.startswith(own) and topic != own + "commands"
+        # OwnTracks names its own topic; the store writer checks it is the login's device.
+        return (topic.startswith(own) and topic != own + "commands") or topic.startswith("owntracks/")
     return topic == own + "commands"  # subscribe and receive
 
 
@@ -62,7 +65,7 @@ class _IngestingHandler(BrokerProtocolHandler):
             role, username = getattr(session, "gateway_role", None), getattr(session, "username", None)
             if not permitted(role, username, topic, Action.PUBLISH):
                 await ingest(topic, bytes(data), 0, "not_authorized", username)
-            elif not await ingest(topic, bytes(data), publish_packet.qos):
+            elif not await ingest(topic, bytes(data), publish_packet.qos, None, username):
                 return  # not committed (shutting down): no PUBACK, the device resends
         await super().handle_publish(publish_packet)
 

@@ -29,7 +29,9 @@ from gateway.transports.paho_buffered import BufferedClient
 
 log = logging.getLogger(__name__)
 
-DEVICE_TOPICS = ["devices/+/events", "devices/+/attlog", "devices/+/status", "devices/+/commands/result"]
+DEVICE_TOPICS = [
+    "devices/+/events", "devices/+/attlog", "devices/+/status", "devices/+/commands/result", "owntracks/+/+",
+]  # fmt: skip
 
 
 class MqttTransport:
