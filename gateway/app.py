@@ -37,6 +37,7 @@ from gateway.transports.mqtt import MqttTransport
 from gateway.transports.jt808_server import Jt808Server
 from gateway.transports.serial_line import SerialLine
 from gateway.uplink.outbox import Outbox
+from gateway.uplink.service import Uplink
 from gateway.vehicles.service import Vehicles
 from gateway.vehicles.trips import TripSettings
 from gateway.visitors.service import DAY_MS, HOUSEKEEPING_S, MINUTE_MS, Visitors
@@ -122,6 +123,11 @@ class Gateway:
                 accept_bad_checksum=s.jt808.accept_bad_checksum, idle_timeout=s.jt808.idle_timeout_s,
             )  # fmt: skip
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
+        self.pipeline.outbox = self.outbox
+        self.visitors.outbox = self.outbox
+        publish_north = self.broker.publish if self.broker is not None else self._publish_north
+        self.uplink = Uplink(self.engine, s, self.metrics, self.outbox, self.queue, publish_north)
+        self.pipeline.on_commit.append(self.uplink.on_commit)
         self._api: _ApiServer | None = None
         self._api_task: asyncio.Task[Any] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -153,6 +159,10 @@ class Gateway:
             self.people.remap()
 
         self.pipeline.run_in_writer(refresh)
+
+    async def _publish_north(self, topic: str, payload: bytes) -> None:
+        assert self.mqtt is not None
+        await self.mqtt.publish_confirmed(topic, payload)
 
     def _jt808_auth_code(self, device_id: str) -> str | None:
         return self.provisioner.secret(device_id)
@@ -190,6 +200,7 @@ class Gateway:
             line.start()
         if self.jt808 is not None:
             await self.jt808.start()
+        self.uplink.start()
         osdp_lines = [line for line in s.serial if line.protocol == "osdp"]
         if osdp_lines:
             from gateway.access.readers import DoorReaders  # libosdp is loaded only where doors are
@@ -225,6 +236,7 @@ class Gateway:
         """Stop intake, commit and acknowledge what is queued, then close everything."""
         for task in self._tasks:
             task.cancel()
+        await self.uplink.stop()
         for transport in (self.broker, self.mqtt):
             if transport is not None:
                 transport.pause()

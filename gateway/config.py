@@ -205,29 +205,61 @@ class Pipeline(Section):
     queue_size: int = Field(20000, ge=10, le=10_000_000)
 
 
+RecordType = Literal["punch", "access", "visit", "visitor_arrived", "trip"]
+
+
 class DingTalk(Section):
     enabled: bool = False
     base_url: str = "https://oapi.dingtalk.com"
     app_key: str = ""
     app_secret: SecretStr = SecretStr("")
-    rate: float = Field(20, gt=0, le=1000)
-    records: list[str] = ["punch"]
+    rate: float = Field(20, gt=0, le=1000)  # calls per second; DingTalk's standard limit is 20
+    records: list[Literal["punch"]] = ["punch"]  # DingTalk's attendance upload takes punches only
+    timeout_s: float = Field(10, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DingTalk":
+        if self.enabled and not (self.app_key and self.app_secret.get_secret_value()):
+            raise ValueError("enabled needs app_key and app_secret")
+        return self
 
 
 class Webhook(Section):
     enabled: bool = False
     url: str = ""
     secret: SecretStr = SecretStr("")
-    records: list[str] = ["visit", "trip"]
+    records: list[RecordType] = ["visit", "trip"]
+    batch_size: int = Field(100, ge=1, le=1000)
+    timeout_s: float = Field(10, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Webhook":
+        if self.enabled and not (self.url.startswith(("http://", "https://")) and self.secret.get_secret_value()):
+            raise ValueError("enabled needs an http(s) url and a secret")
+        return self
+
+
+class MqttNorth(Section):
+    """Records published QoS 1 to `{topic_prefix}/{site}/{record type}` on the gateway's broker."""
+
+    enabled: bool = False
+    records: list[RecordType] = ["visit", "trip"]
+    topic_prefix: str = Field("platform", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
 class Uplink(Section):
+    # Records waiting for one sink before the overflow policy applies: "refuse" stops taking device input
+    # (the broker and the devices hold it) until the backlog drains; "drop_oldest" drops unsent records
+    # (counted in gateway_uplink_dropped_total, logged as errors).
+    max_backlog: int = Field(1_000_000, ge=100)
+    overflow: Literal["refuse", "drop_oldest"] = "refuse"
     dingtalk: DingTalk = DingTalk()
     webhook: Webhook = Webhook()
+    mqtt: MqttNorth = MqttNorth()
 
     def routes(self) -> dict[str, list[str]]:
         """Enabled sink -> the record types it takes."""
-        sinks = {"dingtalk": self.dingtalk, "webhook": self.webhook}
+        sinks = {"dingtalk": self.dingtalk, "webhook": self.webhook, "mqtt": self.mqtt}
         return {name: list(sink.records) for name, sink in sinks.items() if sink.enabled}
 
 

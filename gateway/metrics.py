@@ -38,5 +38,12 @@ class Metrics:
         self.commands = Counter("gateway_commands", "Commands to devices, by final state", ["state"], registry=r)
         self.uplink_delivered = Counter("gateway_uplink_delivered", "Records the sink accepted", ["sink"], registry=r)
         self.uplink_backlog = Gauge("gateway_uplink_backlog", "Records waiting for the sink", ["sink"], registry=r)
+        self.uplink_parked = Gauge(
+            "gateway_uplink_parked", "Records the platform refused, kept for a retry by hand", ["sink"], registry=r
+        )
+        self.uplink_failed = Counter("gateway_uplink_failed", "Failed delivery attempts (retried)", ["sink"], registry=r)
+        self.uplink_dropped = Counter(
+            "gateway_uplink_dropped", "Records dropped unsent because the backlog was full", ["sink"], registry=r
+        )
         for kind in ("punch", "access", "fix", "status"):
             self.stored.labels(kind)

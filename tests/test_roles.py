@@ -60,6 +60,23 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/visitors/blocklist"): set(),
     ("GET", "/api/v1/visitors/blocklist"): {OPERATOR, AUDITOR},
     ("DELETE", "/api/v1/visitors/blocklist/{entry_id}"): set(),
+    ("POST", "/api/v1/vehicles"): set(),
+    ("GET", "/api/v1/vehicles"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}"): {OPERATOR, AUDITOR},
+    ("PATCH", "/api/v1/vehicles/{vehicle_id}"): set(),
+    ("DELETE", "/api/v1/vehicles/{vehicle_id}"): set(),
+    ("GET", "/api/v1/vehicles/{vehicle_id}/fixes"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/trips"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/trips.gpx"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/trips.geojson"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/vehicles/{vehicle_id}/bookings"): {OPERATOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/bookings"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/geofence-events"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/geofences"): set(),
+    ("GET", "/api/v1/geofences"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/uplink/status"): READ_DEVICES,
+    ("GET", "/api/v1/uplink/parked"): {OPERATOR, AUDITOR},
+    ("POST", "/api/v1/uplink/parked/{entry_id}/retry"): set(),
 }
 PUBLIC = {("GET", "/healthz"), ("GET", "/metrics")}
 BODIES = {
@@ -80,6 +97,11 @@ BODIES = {
                    "end": (datetime.now(UTC) + timedelta(hours=2)).isoformat()},
     },
     ("POST", "/api/v1/visitors/blocklist"): {"name": "Role Blocked", "reason": "role test"},
+    ("POST", "/api/v1/vehicles"): {"id": "v-role", "plate": "R1"},
+    ("PATCH", "/api/v1/vehicles/{vehicle_id}"): {"name": "x"},
+    ("POST", "/api/v1/vehicles/{vehicle_id}/bookings"): {
+        "person": "p-1", "start": "2026-11-27T09:00:00+08:00", "end": "2026-11-27T10:00:00+08:00"},
+    ("POST", "/api/v1/geofences"): {"id": "yard", "circle": {"lat": 31.2, "lon": 121.4, "radius_m": 100}},
 }
 
 
@@ -91,6 +113,7 @@ def gw(tmp_path_factory):
     gateway = GatewayProcess(workdir, "embedded").start()
     gateway.register("att-01")
     gateway.http.post("/api/v1/people", json={"id": "p-1", "name": "P One"}).raise_for_status()
+    gateway.http.post("/api/v1/vehicles", json={"id": "v-1", "plate": "V1"}).raise_for_status()
     yield gateway
     gateway.close()
 
@@ -103,7 +126,7 @@ def tokens(gw):
 
 def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
     path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope", schedule_id="nope",
-                           invitation_id="nope", entry_id="nope")
+                           invitation_id="nope", entry_id="nope", vehicle_id="v-1")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {}
     if (method, template) == ("POST", "/api/v1/people/import"):

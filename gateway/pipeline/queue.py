@@ -47,10 +47,16 @@ class Inbound:
         self.accepted = 0  # set by the store writer: records decoded from it (ADMS answers OK:<n>)
 
 
+# Inputs from outside, which the uplink's "refuse" overflow policy holds back at the edge. The door
+# readers' own decided records are not among them: a door must keep working.
+EDGE_TRANSPORTS = frozenset({"mqtt", "http", "tcp", "serial"})
+
+
 class IngestQueue:
     def __init__(self, capacity: int, batch_size: int) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
+        self.refusing = False  # set while the uplink backlog is over its limit
         self._items: deque[Inbound] = deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -64,7 +70,8 @@ class IngestQueue:
         """Enqueue, waiting while full. False if it timed out or the queue closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while len(self._items) >= self.capacity and not self._closed:
+            while (len(self._items) >= self.capacity or (self.refusing and item.transport in EDGE_TRANSPORTS)) \
+                    and not self._closed:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False

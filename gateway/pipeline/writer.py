@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
 from gateway.events import AccessEvent
+from gateway.uplink.outbox import Outbox
 from gateway.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.people_index import PeopleIndex
@@ -79,6 +80,7 @@ class Pipeline:
         self.max_payload = max_payload
         self.people = people
         self._jobs: list[Callable[[], None]] = []
+        self.outbox: Outbox | None = None  # records for the platform are queued in the same commit
         # Decides a door controller's "pending" read in place (the access service; None: left pending).
         self.decide_access: Callable[[AccessEvent], Any] | None = None
         self.on_commit: list[Callable[[Batch], None]] = []
@@ -280,6 +282,8 @@ class Pipeline:
                     inserted = conn.exec_driver_sql(self._insert_new[kind], rows).rowcount
                     stored[kind] = inserted
                     duplicates += len(rows) - inserted
+                    if self.outbox is not None and self.outbox.wants(kind):
+                        self.outbox.enqueue(conn, kind, [(row[0].hex(), _order_key(kind, row), None) for row in rows])
             if batch.dead:
                 conn.execute(self._insert_dead, batch.dead)
             if batch.seen:
@@ -304,6 +308,19 @@ class Pipeline:
                 acker.ack(tokens)
             except Exception:
                 log.exception("acknowledging %d inputs failed; their senders will resend", len(tokens))
+
+
+_PUNCH = {name: i for i, name in enumerate(COLUMNS["punch"])}
+_ACCESS = {name: i for i, name in enumerate(COLUMNS["access"])}
+
+
+def _order_key(kind: str, row: tuple[Any, ...]) -> str:
+    """Whose records must reach the platform in order: the person's, else the device user's or door's."""
+    if kind == "punch":
+        person = row[_PUNCH["person_id"]]
+        return f"person:{person}" if person else f"user:{row[_PUNCH['device_id']]}/{row[_PUNCH['user']]}"
+    holder = row[_ACCESS["person_id"]] or row[_ACCESS["visitor_id"]]
+    return f"holder:{holder}" if holder else f"door:{row[_ACCESS['door']]}"
 
 
 def _insert_or_ignore(engine: Engine, table: str, columns: tuple[str, ...]) -> str:

@@ -133,7 +133,7 @@ class Vehicles:
 
     def _bookings(self, conn: Any, vehicle_id: str, since: int) -> list[Booking]:
         b = BookingRow.__table__.c
-        rows = conn.execute(select(BookingRow).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
+        rows = conn.execute(select(BookingRow.__table__).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
         return [Booking(str(r.id), r.vehicle_id, r.person, r.start_time, r.end_time, r.purpose) for r in rows]
 
     def _mark_rejected(self, conn: Any, fixes: Sequence[Any], rejected: list[tuple[Point, str]]) -> None:
@@ -152,7 +152,7 @@ class Vehicles:
                          .values(flags=bindparam("new_flags")), changes)  # fmt: skip
 
     def _fence_events(self, conn: Any, vehicle_id: str, kept: list[Point], anchor: int) -> None:
-        fences = [fence_of(row) for row in conn.execute(select(Geofence)).scalars()]
+        fences = [fence_of(row) for row in conn.execute(select(Geofence.__table__)).all()]
         g = GeofenceEventRow.__table__.c
         conn.execute(delete(GeofenceEventRow).where(g.vehicle_id == vehicle_id, g.time >= anchor))
         if not fences:
@@ -174,8 +174,8 @@ class Vehicles:
         if self.outbox is None or not self.outbox.wants("trip"):
             return
         t = TripRow.__table__.c
-        rows = conn.execute(select(TripRow).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
-        finished = [r[0] for r in rows if "ongoing" not in r[0].flags]
+        rows = conn.execute(select(TripRow.__table__).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
+        finished = [r for r in rows if "ongoing" not in r.flags]
         self.outbox.enqueue(conn, "trip", [
             (f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished
         ])  # fmt: skip
@@ -185,9 +185,9 @@ class Vehicles:
     def overview(self) -> list[dict[str, Any]]:
         f = FixRecord.__table__.c
         with self.engine.connect() as conn:
-            vehicles = conn.execute(select(Vehicle).order_by(Vehicle.id)).all()
+            vehicles = conn.execute(select(Vehicle.__table__).order_by(Vehicle.id)).all()
             out = []
-            for (v,) in vehicles:
+            for v in vehicles:
                 last = conn.execute(select(f.time, f.lat, f.lon, f.speed_kmh).where(
                     f.vehicle_id == v.id, f.valid.is_(True)).order_by(f.time.desc()).limit(1)).first()  # fmt: skip
                 out.append({
@@ -205,12 +205,11 @@ class Vehicles:
             fixes = conn.execute(select(f.time, f.lat, f.lon).where(
                 f.vehicle_id == vehicle_id, f.time >= since_ms, f.time < until_ms, f.valid.is_(True),
             ).order_by(f.time)).all()  # fmt: skip
-            trips = conn.execute(select(TripRow).where(and_(
+            trips = conn.execute(select(TripRow.__table__).where(and_(
                 t.vehicle_id == vehicle_id, t.end_time >= since_ms, t.start_time < until_ms))
                 .order_by(t.start_time)).all()  # fmt: skip
         return {
             "points": [[r.time, r.lat, r.lon] for r in fixes],
-            "trips": [{"id": str(r[0].id), "start_ms": r[0].start_time, "end_ms": r[0].end_time,
-                       "distance_km": r[0].distance_km, "booking_id": r[0].booking_id, "flags": list(r[0].flags)}
-                      for r in trips],
+            "trips": [{"id": str(r.id), "start_ms": r.start_time, "end_ms": r.end_time, "distance_km": r.distance_km,
+                       "booking_id": r.booking_id, "flags": list(r.flags)} for r in trips],
         }  # fmt: skip

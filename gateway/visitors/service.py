@@ -198,6 +198,7 @@ class Visitors:
         self._writes = threading.Lock()
         self._passages: queue.SimpleQueue[tuple[int, str, str, int] | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
+        self.outbox: Any = None  # an uplink Outbox: visits and host notifications go to the platform
 
     # -- invitations ----------------------------------------------------------
 
@@ -297,9 +298,11 @@ class Visitors:
         t = Visit.__table__.c
         with self.engine.begin() as conn:
             if direction == "out":
-                conn.execute(update(Visit.__table__).where(
+                left = conn.execute(update(Visit.__table__).where(
                     t.id == visit_id, t.checked_in_at.is_not(None), t.checked_out_at.is_(None),
-                ).values(checked_out_at=at_ms, checkout_reason="exit_reader"))  # fmt: skip
+                ).values(checked_out_at=at_ms, checkout_reason="exit_reader")).rowcount  # fmt: skip
+                if left:
+                    self._send_visits(conn, [visit_id])
                 return
             first = conn.execute(update(Visit.__table__).where(t.id == visit_id, t.checked_in_at.is_(None))
                                  .values(checked_in_at=at_ms)).rowcount  # fmt: skip
@@ -308,6 +311,12 @@ class Visitors:
                 conn.execute(VisitNotification.__table__.insert().values(
                     visit_id=visit_id, host_person_id=host, time=at_ms, kind="visitor_arrived", delivered=False,
                 ))  # fmt: skip
+                if self.outbox is not None:
+                    visit = conn.execute(select(t.name, t.company).where(t.id == visit_id)).one()
+                    self.outbox.enqueue(conn, "visitor_arrived", [(str(visit_id), f"host:{host}", {
+                        "visit_id": str(visit_id), "host": host, "visitor_name": visit.name,
+                        "company": visit.company, "time": iso_utc(at_ms), "door": door,
+                    })])  # fmt: skip
                 log.info("visitor %s checked in at %s", visit_id, door)
             else:  # back in after leaving through an exit reader: on site again
                 conn.execute(update(Visit.__table__).where(
@@ -341,13 +350,26 @@ class Visitors:
         now = now_ms() if now is None else now
         t = Visit.__table__.c
         with self.engine.begin() as conn:
-            checked_out = conn.execute(update(Visit.__table__).where(
+            ending = list(conn.execute(select(t.id).where(
                 t.checked_in_at.is_not(None), t.checked_out_at.is_(None), t.window_end <= now,
-            ).values(checked_out_at=t.window_end, checkout_reason="window_end")).rowcount  # fmt: skip
+            )).scalars())  # fmt: skip
+            checked_out = conn.execute(update(Visit.__table__).where(
+                t.id.in_(ending), t.checked_out_at.is_(None),
+            ).values(checked_out_at=t.window_end, checkout_reason="window_end")).rowcount if ending else 0  # fmt: skip
+            self._send_visits(conn, ending)
         anonymised = self._anonymise(now)
         if checked_out or anonymised:
             log.info("visitors: %d checked out at the end of their window, %d anonymised", checked_out, anonymised)
         return {"checked_out": checked_out, "anonymised": anonymised}
+
+    def _send_visits(self, conn: Connection, visit_ids: list[int]) -> None:
+        """Finished visits to the platform, in the transaction that finished them."""
+        if self.outbox is None or not visit_ids or not self.outbox.wants("visit"):
+            return
+        visits = conn.execute(select(Visit.__table__).where(Visit.__table__.c.id.in_(visit_ids))).all()
+        self.outbox.enqueue(conn, "visit", [
+            (str(v.id), f"host:{v.host_person_id}", visit_view(v, None)) for v in visits
+        ])  # fmt: skip
 
     def _anonymise(self, now: int) -> int:
         t = Visit.__table__.c

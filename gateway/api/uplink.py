@@ -1,0 +1,37 @@
+"""The uplink to the office platform: per-sink status, parked records and their retry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+
+from gateway.api.deps import Actor, Page, admin_only, encode_cursor, page, read_devices, read_records, services
+
+router = APIRouter(prefix="/api/v1/uplink", tags=["uplink"])
+
+
+@router.get("/status", dependencies=[Depends(read_devices)])
+def uplink_status(svc: Any = Depends(services)) -> dict[str, Any]:
+    """Per enabled sink: `backlog` (waiting), `delivered`, `parked`, `failed` attempts since start,
+    `last_error`, `rate` (records/s over the last 10 s) and whether device input is being refused
+    because the backlog is full."""
+    return {row["sink"]: row for row in svc.uplink.status()}
+
+
+@router.get("/parked", dependencies=[Depends(read_records)])
+def parked_records(p: Page = Depends(page), svc: Any = Depends(services)) -> dict[str, Any]:
+    """Records the platform refused as wrong (an unknown user, say), with its reason; fix the data, then retry."""
+    rows = svc.uplink.parked(p.limit + 1, p.after_id)
+    more = len(rows) > p.limit
+    rows = rows[: p.limit]
+    return {"items": [{**r, "id": str(r["id"])} for r in rows],
+            "next": encode_cursor(rows[-1]["id"]) if more and rows else None}  # fmt: skip
+
+
+@router.post("/parked/{entry_id}/retry", status_code=202)
+def retry_parked(entry_id: Annotated[int, Path(ge=1, le=2**62)], actor: Actor = Depends(admin_only),
+                 svc: Any = Depends(services)) -> dict[str, Any]:  # fmt: skip
+    if not svc.uplink.retry(entry_id):
+        raise HTTPException(404, f"no parked record {entry_id}")
+    return {"id": str(entry_id), "state": "pending"}
