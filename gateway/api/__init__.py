@@ -7,7 +7,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import __version__
-from gateway.api import access, attendance, audit, devices, errors, health, iclock, people, records, tokens, visitors
+from gateway.api import (
+    access, attendance, audit, devices, errors, health, iclock, people, records, tokens, uplink, vehicles, visitors,
+)
+from gateway.dashboard import router as dashboard_router
 
 
 def create_app(services: Any) -> FastAPI:
@@ -27,5 +30,8 @@ def create_app(services: Any) -> FastAPI:
     app.include_router(tokens.router, responses=errors.RESPONSES)
     app.include_router(audit.router, responses=errors.RESPONSES)
     app.include_router(visitors.router, responses=errors.RESPONSES)
+    app.include_router(vehicles.router, responses=errors.RESPONSES)
+    app.include_router(uplink.router, responses=errors.RESPONSES)
     app.include_router(iclock.router)  # ZK ADMS terminals: no bearer token, identified by SN
+    app.include_router(dashboard_router)  # pages with a session cookie, left out of the OpenAPI document
     return app

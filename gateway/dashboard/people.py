@@ -1,0 +1,128 @@
+"""Attendance today, a person's month, and visitors (expected, on site, the invitation form)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from gateway.api import visitors as api_visitors
+from gateway.dashboard import attendance_view, queries
+from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
+from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone
+from gateway.store.models import Person
+
+router = page_router()
+INVITE_FIELDS = ("name", "phone", "company", "host", "start", "end", "credential", "more_doors")
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
+DEFAULT_VISIT = timedelta(hours=2)
+
+
+@router.get("/dashboard/attendance")
+def attendance_today(request: Request, viewer: Viewer = Depends(allowed("read_records")),
+                     svc: Any = Depends(services)) -> Response:  # fmt: skip
+    zone = site_zone(request)
+    today = datetime.now(zone).date()
+    rows = attendance_view.records(svc.engine, zone, today, today)
+    return render(request, viewer, "attendance.html", title="Attendance today", day=today.isoformat(), rows=rows,
+                  summary=attendance_view.today_summary(rows), clock=attendance_view.clock)  # fmt: skip
+
+
+@router.get("/dashboard/attendance/{person_id}")
+def person_month(request: Request, person_id: Annotated[str, Path(max_length=64)],
+                 month: Annotated[str | None, Query(max_length=7)] = None,
+                 viewer: Viewer = Depends(allowed("read_records")), svc: Any = Depends(services)) -> Response:  # fmt: skip
+    zone = site_zone(request)
+    year_month = attendance_view.parse_month(month, datetime.now(zone).date())
+    if year_month is None:
+        raise Refused(400, "month: give it as YYYY-MM (2000-01 to 2199-12).", viewer)
+    with Session(svc.engine) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise Refused(404, f"There is no person {person_id!r}.", viewer)
+        name, department = person.name, person.department
+    first, last = attendance_view.month_bounds(*year_month)
+    rows = attendance_view.records(svc.engine, zone, first, last, person_id)
+    before, after = attendance_view.month_neighbours(*year_month)
+    return render(request, viewer, "person_month.html", title=f"{name}: {first:%B %Y}", person_id=person_id,
+                  name=name, department=department, month_label=f"{first:%B %Y}", previous=before, following=after,
+                  weeks=attendance_view.month_grid(*year_month, rows), clock=attendance_view.clock,
+                  totals=Counter(r["status"] for r in rows), columns=attendance_view.STATUS_COLUMNS)  # fmt: skip
+
+
+def default_invite(zone: ZoneInfo) -> dict[str, Any]:
+    """A visit starting this minute, two hours long: today's visit is the common case."""
+    start = datetime.now(zone).replace(second=0, microsecond=0)
+    return {"name": "", "phone": "", "company": "", "host": "", "credential": "qr", "more_doors": "", "doors": [],
+            "start": start.strftime(LOCAL_INPUT), "end": (start + DEFAULT_VISIT).strftime(LOCAL_INPUT)}  # fmt: skip
+
+
+def _visitors_page(request: Request, viewer: Viewer, svc: Any, status: int = 200,
+                   values: dict[str, Any] | None = None, error: str | None = None) -> Response:  # fmt: skip
+    zone = site_zone(request)
+    start, end = queries.day_bounds(zone)
+    may_invite = viewer.can("invite_visitors")
+    choices = queries.invite_choices(svc.engine) if may_invite else {"hosts": [], "doors": []}
+    return render(request, viewer, "visitors.html", status=status, title="Visitors",
+                  **queries.visitors_today(svc.engine, start, end), may_invite=may_invite, choices=choices,
+                  values=values or default_invite(zone), error=error, printed_at=datetime.now(zone))  # fmt: skip
+
+
+@router.get("/dashboard/visitors")
+def visitors_page(request: Request, viewer: Viewer = Depends(allowed("read_records")),
+                  svc: Any = Depends(services)) -> Response:  # fmt: skip
+    return _visitors_page(request, viewer, svc)
+
+
+class InviteProblem(ValueError):
+    pass
+
+
+def _local_time(value: str, zone: ZoneInfo, name: str) -> datetime:
+    try:
+        return datetime.strptime(value, LOCAL_INPUT).replace(tzinfo=zone)
+    except ValueError:
+        raise InviteProblem(f"{name}: a date and time, YYYY-MM-DDTHH:MM") from None
+
+
+def invitation_body(values: dict[str, Any], zone: ZoneInfo) -> api_visitors.InvitationBody:
+    """The form's fields as the API's invitation body (so the API's validation applies as is)."""
+    more = [d.strip() for d in values["more_doors"].split(",") if d.strip()]
+    doors = list(dict.fromkeys([*values["doors"], *more]))
+    if not doors:
+        raise InviteProblem("doors: choose at least one door")
+    try:
+        return api_visitors.InvitationBody(
+            name=values["name"], phone=values["phone"] or None, company=values["company"] or None,
+            host=values["host"], doors=doors, credential=values["credential"] or "qr",
+            window=api_visitors.Window(start=_local_time(values["start"], zone, "start"),
+                                       end=_local_time(values["end"], zone, "end")),
+        )  # fmt: skip
+    except ValidationError as exc:
+        reasons = [f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()]
+        raise InviteProblem("; ".join(reasons)) from None
+
+
+@router.post("/dashboard/visitors/invite")
+def invite(request: Request, posted: Posted = Depends(posted_by("invite_visitors")),
+           svc: Any = Depends(services)) -> Response:  # fmt: skip
+    viewer, form = posted.viewer, posted.form
+    values: dict[str, Any] = {name: form.get(name).strip() for name in INVITE_FIELDS}
+    values["doors"] = [d.strip() for d in form.getlist("doors") if d.strip()]
+    try:
+        body = invitation_body(values, site_zone(request))
+        answer = api_visitors.invite(body, viewer.actor, svc)  # the API's handler: same checks, audit and doors
+    except InviteProblem as problem:
+        return _visitors_page(request, viewer, svc, 422, values, str(problem))
+    except HTTPException as refused:
+        return _visitors_page(request, viewer, svc, refused.status_code, values, str(refused.detail))
+    credential = answer["credential"]
+    viewer.flash("ok", f"Invited {answer['name']}. Their {credential['kind']} credential, shown this once: "
+                       f"{credential['value']}")  # fmt: skip
+    return RedirectResponse("/dashboard/visitors", status_code=303, headers=PAGE_HEADERS)
