@@ -41,11 +41,14 @@ Trip ends (``settle_radius_m`` [50 m]). The raw window rule puts the arrival at 
 of the window, which can be up to 200 m before the parking spot; the matching departure
 (the last fix before leaving the area) can be up to 200 m past it. Both would cut ~0.4 km
 off every trip. So once a stop is confirmed its place is the centroid of the window's
-fixes near its last fix, and the trip ends at the first fix of the window within
-settle_radius_m of that place; a trip starts at the last fix within settle_radius_m of the
-place if that fix is at most stop_window_s before the one that left the area (otherwise
-the fix just before). ``settle_radius_m = 0`` gives the raw rule: the trip ends at the
-window start (which is also the place) and starts at the last fix before leaving.
+fixes within 2 x settle_radius_m of its last fix, and the trip ends at the first fix of
+the window within settle_radius_m of the place, or earlier if the fixes just before the
+window start were already there (the window start skips them when fixes are sparser
+parked than driving). A trip starts at the last fix within settle_radius_m of the place
+if that fix is at most stop_window_s before the one that left the area, else at the fix
+just before that one (it had moved within the area). ``settle_radius_m = 0`` gives the
+raw rule: the trip ends at the window start (which is also the place) and starts at the
+last fix before the one that left the area.
 
 Trip fields: ``start_ms, end_ms, start/end lat/lon`` (of its first and last fix),
 ``distance_km``, ``distance_source`` ("odometer" when both end fixes have an odometer
@@ -64,8 +67,11 @@ the vehicle is back within 200 m of where it was 3 min earlier. Distances agains
 200 m bound use a flat-earth formula (error < 0.3 m at 200 m, see trips.py).
 
 Bookings: ``match_bookings(trips, bookings, now_ms, vehicle_id=None) -> (trips,
-checks)``: see its docstring. Geofences: :mod:`gateway.vehicles.geofence`. GPX and
-GeoJSON: :mod:`gateway.vehicles.export`.
+checks)``: each trip gets ``booking_id`` or the flag ``no_booking``; each booking a
+``BookingCheck(booking_id, status, trip_indices)`` with status ``used``, ``no_trip`` or
+``pending``. Intervals are [start, end); the rules are in its docstring.
+
+Geofences: :mod:`gateway.vehicles.geofence`. GPX and GeoJSON: :mod:`gateway.vehicles.export`.
 """
 
 from .export import iso_utc, trips_geojson_dict, trips_to_geojson, trips_to_gpx
@@ -77,9 +83,9 @@ from .trips import (
 )
 
 __all__ = [
-    "Point", "TripSettings", "Trip", "Stop", "TripResult", "Booking", "BookingCheck",
-    "filter_points", "detect", "trips_from_fixes", "match_bookings", "haversine_m",
-    "FILTER_REASONS", "BOOKING_STATUSES", "DEFAULT_SETTINGS",
-    "CircleFence", "PolygonFence", "GeofenceEvent", "geofence_events",
-    "trips_to_gpx", "trips_to_geojson", "trips_geojson_dict", "iso_utc",
+    "BOOKING_STATUSES", "DEFAULT_SETTINGS", "FILTER_REASONS", "Booking", "BookingCheck",
+    "CircleFence", "GeofenceEvent", "Point", "PolygonFence", "Stop", "Trip", "TripResult",
+    "TripSettings", "detect", "filter_points", "geofence_events", "haversine_m", "iso_utc",
+    "match_bookings", "trips_from_fixes", "trips_geojson_dict", "trips_to_geojson",
+    "trips_to_gpx",
 ]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from .trips import Point, Trip
 
-__all__ = ["iso_utc", "trips_to_gpx", "trips_geojson_dict", "trips_to_geojson"]
+__all__ = ["iso_utc", "trips_geojson_dict", "trips_to_geojson", "trips_to_gpx"]
 
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 # Characters XML 1.0 cannot carry even escaped; a plate or a name typed with one would

@@ -8,13 +8,13 @@ crossed), not at the fix that confirmed it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Iterable, Sequence, Union
 
 from .trips import M_PER_DEG, Point, haversine_m
 
-__all__ = ["CircleFence", "PolygonFence", "Fence", "GeofenceEvent", "geofence_events"]
+__all__ = ["CircleFence", "Fence", "GeofenceEvent", "PolygonFence", "geofence_events"]
 
 
 def _wrap(dlon: float) -> float:
@@ -91,7 +91,7 @@ class PolygonFence:
         return inside
 
 
-Fence = Union[CircleFence, PolygonFence]
+Fence = CircleFence | PolygonFence
 
 
 @dataclass(frozen=True, slots=True)

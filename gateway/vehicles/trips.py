@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from itertools import chain
 from operator import attrgetter
-from typing import Iterable, Sequence
 
 __all__ = [
-    "Point", "TripSettings", "Trip", "Stop", "TripResult", "Booking", "BookingCheck",
-    "filter_points", "detect", "trips_from_fixes", "match_bookings", "haversine_m",
-    "FILTER_REASONS", "BOOKING_STATUSES", "DEFAULT_SETTINGS",
+    "BOOKING_STATUSES", "DEFAULT_SETTINGS", "FILTER_REASONS", "Booking", "BookingCheck",
+    "Point", "Stop", "Trip", "TripResult", "TripSettings", "detect", "filter_points",
+    "haversine_m", "match_bookings", "trips_from_fixes",
 ]
 
 INVALID, ZERO_POSITION, DUPLICATE_TIME = "invalid", "zero_position", "duplicate_time"
@@ -29,17 +29,15 @@ BOOKING_STATUSES = ("used", "no_trip", "pending")
 EARTH_RADIUS_M = 6_371_008.8  # mean radius: the sphere every distance here is measured on
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180  # metres per degree of latitude
 _RAD = math.pi / 180
-# Flat-earth distances use cos(latitude) of a reference fix, refreshed once the vehicle is
-# this far north or south of it: the east-west scale is then off by at most tan(lat) x
-# 0.05 deg (0.09 % at 45 deg, 0.15 % at 60 deg), i.e. under 0.3 m on a 200 m check.
+# The 200 m checks are flat-earth, scaled by cos(latitude) of a reference fix refreshed
+# once the vehicle is this far north or south of it: the east-west scale is then off by
+# at most tan(lat) x 0.05 deg (0.15 % at 60 deg: 0.3 m on 200 m). Cheaper than haversine.
 _COS_DRIFT_DEG = 0.05
-# Beyond ~0.1 deg (11 km) a step is measured with the haversine instead: the flat formula
-# stays within 1e-5 below that, and such long steps are rare (after gaps, sparse fixes).
-_FLAT_LIMIT2 = 0.1 ** 2
+# Trip steps beyond ~0.1 deg (11 km) use the haversine; below it the flat step is within 1e-5.
+_FLAT_LIMIT2 = 0.1**2
 _NO_FUTURE_LIMIT = 1 << 62
-# Odometer distance is trusted when it is within this factor of the GPS distance (plus the
-# slack, for short trips): the odometer counts every metre the GPS chords cut, but a
-# counter that was reset, wrapped or reports in the wrong unit lands far outside.
+# Odometer distance is trusted within this factor (+ slack, for short trips) of the GPS
+# distance: a counter that was reset, wrapped or is in another unit lands far outside.
 _ODO_RATIO, _ODO_SLACK_KM = 2.0, 0.5
 
 _by_time = attrgetter("time_ms")
@@ -72,17 +70,13 @@ class TripSettings:
     filters: frozenset[str] = frozenset(FILTER_REASONS)  # which filters filter_points applies
 
     def __post_init__(self) -> None:
-        unknown = set(self.filters) - set(FILTER_REASONS)
-        if unknown:
+        if unknown := set(self.filters) - set(FILTER_REASONS):
             raise ValueError(f"unknown filters {sorted(unknown)}; known: {FILTER_REASONS}")
-        positive = ("min_distance_m", "stop_window_s", "max_gap_s", "max_speed_kmh")
-        for name in positive:
+        for name in ("min_distance_m", "stop_window_s", "max_gap_s", "max_speed_kmh"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
-        if not self.future_s >= 0:
-            raise ValueError("future_s must be >= 0")
-        if not 0 <= self.settle_radius_m <= self.min_distance_m / 2:
-            raise ValueError("settle_radius_m must be in [0, min_distance_m / 2]")
+        if not (self.future_s >= 0 and 0 <= self.settle_radius_m <= self.min_distance_m / 2):
+            raise ValueError("need future_s >= 0 and settle_radius_m in [0, min_distance_m / 2]")
 
 
 DEFAULT_SETTINGS = TripSettings()
@@ -154,16 +148,14 @@ def filter_points(
     if now_ms is not None and FUTURE_TIME in on:
         future_limit = now_ms + round(settings.future_s * 1000)
     max_kmh = settings.max_speed_kmh
-    # Degrees of latitude per ms at the speed bound; 0.81 = 0.9**2: near or over the
-    # bound the flat estimate is re-checked with the haversine, so the decision is exact.
-    reach_per_ms = max_kmh / 3600 / M_PER_DEG
-    near2 = 0.81
+    # Degrees of latitude per ms at the speed bound. From 90 % of it up (0.81 = 0.9**2) the
+    # flat estimate is re-checked with the haversine, so the decision is exact.
+    reach_per_ms, near2 = max_kmh / 3600 / M_PER_DEG, 0.81
     cos, hav = math.cos, haversine_m
     kept: list[Point] = []
     rejected: list[tuple[Point, str]] = []
     keep, reject = kept.append, rejected.append
-    have_prev = False
-    prev_t, prev_lat, prev_lon, ref_lat, coslat = 0, 0.0, 0.0, 1e9, 1.0
+    have_prev, prev_t, prev_lat, prev_lon, ref_lat, coslat = False, 0, 0.0, 0.0, 1e9, 1.0
     for p in sorted(points, key=_by_time):
         lat, lon = p.lat, p.lon
         # NaN fails every comparison, so it lands here too.
@@ -190,10 +182,10 @@ def filter_points(
                     dlon = (dlon + 180.0) % 360.0 - 180.0
                 dx = dlon * coslat
                 reach = reach_per_ms * dt
-                if dlat * dlat + dx * dx > near2 * reach * reach:
-                    if hav(prev_lat, prev_lon, lat, lon) * 3600 > max_kmh * dt:
-                        reject((p, IMPLAUSIBLE_SPEED))
-                        continue
+                far = dlat * dlat + dx * dx > near2 * reach * reach
+                if far and hav(prev_lat, prev_lon, lat, lon) * 3600 > max_kmh * dt:
+                    reject((p, IMPLAUSIBLE_SPEED))
+                    continue
         keep(p)
         have_prev, prev_t, prev_lat, prev_lon = True, t, lat, lon
     return kept, rejected
@@ -202,9 +194,8 @@ def filter_points(
 def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -> tuple[list[Trip], list[Stop]]:
     """Trips and stops, in time order, from fixes already filtered and sorted by time.
 
-    One pass; the only rescans are over one stop window when a stop is confirmed (and when
-    a vehicle comes back near where it was 3 minutes ago without stopping), so the cost is
-    linear in the number of fixes. Indices in the results point into ``points``.
+    One pass; a stop window is rescanned only when a stop is confirmed, or when the vehicle
+    is back near where it was 3 minutes ago. Result indices point into ``points``.
     """
     pts = points if isinstance(points, list) else list(points)
     n = len(pts)
@@ -215,16 +206,13 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
     far2 = (settings.min_distance_m / M_PER_DEG) ** 2  # squared, in degrees of latitude
     settle_m = settings.settle_radius_m
     settle2 = (settle_m / M_PER_DEG) ** 2
-    window_ms = settings.stop_window_s * 1000
-    gap_ms = settings.max_gap_s * 1000
+    window_ms, gap_ms = settings.stop_window_s * 1000, settings.max_gap_s * 1000
     cos = math.cos
 
     # Stopped at the first fix. STOPPED state: the place and the last fix seen settled there.
-    moving = False
-    first = pts[0]
+    moving, first = False, pts[0]
     stop_start = last_settled = 0
-    place_lat, place_lon = first.lat, first.lon
-    place_cos = cos(place_lat * _RAD)
+    place_lat, place_lon, place_cos = first.lat, first.lon, cos(first.lat * _RAD)
     prev_t = first.time_ms
     # MOVING state: where the trip started, the window-start candidate and its position.
     trip_start = cand = cand_t = blocker = 0
@@ -323,14 +311,10 @@ def _far(q: Point, lat: float, lon: float, coslat: float, far2: float) -> bool:
 
 
 def _settle(pts: list[Point], lo: int, c: int, p: int, settle_m: float) -> tuple[int, float, float, int]:
-    """A stop confirmed over fixes c..p of a trip that started at lo: (arrival index,
-    place lat, place lon, last settled).
-
-    The place is the centroid of the fixes near the last one (jitter averages out, the
-    approach does not pull it). The arrival is the first fix within settle_m of the place,
-    including fixes just before c that were already there (the window start can skip them
-    when fixes at the place are sparser than on the road).
-    """
+    """A stop confirmed over fixes c..p of a trip from lo: (arrival, place lat, place lon,
+    last settled). The place is the centroid of the fixes near the last one (jitter
+    averages out, the approach does not pull it); the arrival is the first fix within
+    settle_m of it, or earlier ones just before c already there (see package docs)."""
     if settle_m <= 0:
         q = pts[c]
         return c, q.lat, q.lon, p
@@ -431,7 +415,7 @@ class Booking:
 class BookingCheck:
     booking_id: str
     status: str  # one of BOOKING_STATUSES
-    trip_indices: tuple[int, ...] = field(default=())  # trips matched to this booking
+    trip_indices: tuple[int, ...] = ()  # trips matched to this booking
 
 
 def match_bookings(
@@ -439,10 +423,11 @@ def match_bookings(
 ) -> tuple[list[Trip], list[BookingCheck]]:
     """Each trip gets a booking_id or the flag "no_booking"; each booking a status.
 
-    A trip's booking overlaps it (closed intervals); preferred: one containing the trip's
-    start, then the longest overlap, then the earliest start, then the smallest id. A
-    booking is "used" when any trip overlaps it (even one matched to another booking),
-    otherwise "no_trip" once its end is at or before ``now_ms`` and "pending" before.
+    A trip's booking overlaps it (both taken as [start, end): a booking that ends as the
+    trip starts does not); preferred: one holding the trip's start (whoever had the car
+    when it left), then the longest overlap, then the earliest start, then the smallest
+    id. A booking is "used" when any trip overlaps it (even one matched to another
+    booking), otherwise "no_trip" once its end is at or before ``now_ms``, else "pending".
     ``vehicle_id``, when given, ignores other vehicles' bookings.
     """
     chosen = sorted((b for b in bookings if vehicle_id is None or b.vehicle_id == vehicle_id),
@@ -453,27 +438,25 @@ def match_bookings(
     out: list[Trip] = []
     for k, trip in enumerate(trips):
         best, best_key = None, None
-        for m in range(bisect_right(starts, trip.end_ms)):  # bookings starting after it cannot overlap
+        ts, te = trip.start_ms, trip.end_ms
+        for m in range(bisect_right(starts, te)):  # bookings starting after it cannot overlap
             b = chosen[m]
-            if b.end_ms < trip.start_ms:
+            holds_start = b.start_ms <= ts < b.end_ms
+            if not holds_start and not (b.start_ms < te and ts < b.end_ms):
                 continue
             overlapped[m] = True
-            overlap = min(b.end_ms, trip.end_ms) - max(b.start_ms, trip.start_ms)
-            key = (b.start_ms <= trip.start_ms <= b.end_ms, overlap, -b.start_ms)
+            overlap = min(b.end_ms, te) - max(b.start_ms, ts)
+            key = (holds_start, overlap, -b.start_ms)
             if best_key is None or key > best_key:  # equal keys: the earlier (smaller id) stays
                 best, best_key = b, key
+        flags = tuple(f for f in trip.flags if f != "no_booking")  # matching again starts afresh
         if best is None:
-            out.append(replace(trip, booking_id=None, flags=_add_flag(trip.flags, "no_booking")))
+            out.append(replace(trip, booking_id=None, flags=flags + ("no_booking",)))
         else:
             matched[best.id].append(k)
-            flags = tuple(f for f in trip.flags if f != "no_booking")
             out.append(replace(trip, booking_id=best.id, flags=flags))
     checks = []
     for m, b in enumerate(chosen):
         status = "used" if overlapped[m] else "no_trip" if b.end_ms <= now_ms else "pending"
         checks.append(BookingCheck(b.id, status, tuple(matched[b.id])))
     return out, checks
-
-
-def _add_flag(flags: tuple[str, ...], flag: str) -> tuple[str, ...]:
-    return flags if flag in flags else flags + (flag,)
