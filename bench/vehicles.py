@@ -15,7 +15,16 @@ seed, not timed); each size is the first N fixes in arrival order. The timed par
 filter_points + detect; rounds cycle through the sizes and each keeps its best of
 --repeat. Pure CPU, no I/O. The machine may be shared: trust ratios over absolutes.
 
-Other sections (JT/T 808 codec, TCP ingest) plug into SECTIONS below.
+Section ``codec``: the JT/T 808 codec alone: a stream of 0x0200 location frames (one in
+eight carries bytes that need escaping) fed through the deframer in 4 KiB chunks, each
+frame parsed and its body decoded into a Fix. Baseline in the same run: splitting the same
+stream on the 0x7E delimiters and nothing else (the least any decoder must do).
+
+Section ``tcp``: fixes ingested through the gateway's TCP server (`python -m gateway run`,
+SQLite, `[jt808] listen`) from --terminals concurrent simulated terminals (register,
+authenticate, then --reports location reports each, every report answered 0x8001 only
+after its commit). Baseline in the same run: the same terminals against a bare asyncio
+server in this process that answers every frame at once with no store.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import struct
 import sys
 import time
 from pathlib import Path
@@ -182,7 +192,161 @@ def section_trips(args: argparse.Namespace) -> None:
     print(f"goal: 1,000,000 fixes < 5 s; {n1:,} fixes took {s1:.3f} s: {verdict}")
 
 
-SECTIONS = {"trips": section_trips}
+def section_codec(args: argparse.Namespace) -> None:
+    from datetime import timezone
+
+    from gateway.devices import jt808
+
+    rng = random.Random(5)
+    frames = []
+    for i in range(args.frames):
+        lat, lon = 31.2 + rng.random() * 0.1, 121.4 + rng.random() * 0.1
+        body = struct.pack(">IIIIHHH", 0, 0b11, int(lat * 1e6), int(lon * 1e6), 12, rng.randrange(1200), 90)
+        body += bytes.fromhex("261127083000") + bytes([0x01, 4]) + struct.pack(">I", i) + bytes([0x31, 1, 9])
+        if i % 8 == 0:
+            body += bytes([0xE1, 2, 0x7E, 0x7D])  # a vendor item that needs escaping
+        frames.append(jt808.build_frame(jt808.LOCATION, "13912345678", i & 0xFFFF, body))
+    stream = b"".join(frames)
+    chunks = [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
+    tz = timezone.utc
+
+    def decode() -> int:
+        deframer, n = jt808.Deframer(), 0
+        for chunk in chunks:
+            for content in deframer.feed(chunk):
+                frame = jt808.parse_frame(content)
+                jt808.parse_location(frame.body, "bench", tz)
+                n += 1
+        return n
+
+    def split_only() -> int:
+        return sum(len([p for p in chunk.split(b"\x7e") if p]) for chunk in chunks)
+
+    best = {}
+    for name, fn in (("split only (baseline)", split_only), ("deframe + parse + decode", decode)):
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            count = fn()
+            times.append(time.perf_counter() - start)
+        best[name] = (count, min(times))
+    for name, (count, seconds) in best.items():
+        print(f"{name:28s} {count:>9,} frames in {seconds:6.3f} s = {count / seconds:>12,.0f} frames/s")
+    base, full = best["split only (baseline)"][1], best["deframe + parse + decode"][1]
+    print(f"full decode costs {full / base:.1f}x the bare split; {len(stream) / full / 1e6:.1f} MB/s of frames")
+
+
+def section_tcp(args: argparse.Namespace) -> None:
+    import asyncio
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from datetime import datetime, timezone
+
+    import httpx
+
+    from firmware_stubs.jt808_terminal import SimulatedTerminal
+    from gateway.devices import jt808
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    phones = [f"1391000{i:04d}" for i in range(args.terminals)]
+    start_time = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
+
+    async def fleet(port: int, codes: dict[str, str]) -> tuple[int, float]:
+        async def one(phone: str) -> int:
+            terminal = SimulatedTerminal("127.0.0.1", port, phone, auth_code=codes.get(phone), reply_timeout=60)
+            await terminal.connect()
+            if phone not in codes:
+                await terminal.register()
+            await terminal.authenticate()
+            ok = 0
+            for k in range(args.reports):
+                lat = 31.2 + k * 1e-4
+                ok += await terminal.report(lat, 121.47, 40.0, 90, start_time.replace(second=k % 60, minute=k // 60)) == 0
+            await terminal.close()
+            return ok
+
+        begin = time.perf_counter()
+        oks = await asyncio.gather(*(one(p) for p in phones))
+        return sum(oks), time.perf_counter() - begin
+
+    async def bare_server() -> tuple[asyncio.AbstractServer, int]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            deframer, serial = jt808.Deframer(), 0
+            while data := await reader.read(4096):
+                for content in deframer.feed(data):
+                    frame = jt808.parse_frame(content)
+                    serial += 1
+                    if frame.msg_id == jt808.REGISTER:
+                        writer.write(jt808.register_response(frame, serial, 0, "code"))
+                    else:
+                        writer.write(jt808.general_response(frame, serial, 0))
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+    async def baseline() -> tuple[int, float]:
+        server, port = await bare_server()
+        try:
+            return await fleet(port, {})
+        finally:
+            server.close()
+
+    base_ok, base_s = asyncio.run(baseline())
+
+    work = Path(tempfile.mkdtemp(prefix="gw-vehicles-"))
+    api_port, tcp_port, token = free_port(), free_port(), "bench-token"
+    (work / "gateway.toml").write_text(
+        f'[database]\nurl = "sqlite:///{work}/gateway.db"\n[mqtt]\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[api]\nlisten = "127.0.0.1:{api_port}"\nadmin_token = "{token}"\n[jt808]\nlisten = "127.0.0.1:{tcp_port}"\n'
+    )  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    with open(work / "gateway.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", "gateway.toml"], cwd=work,
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    http = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http.get("/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError((work / "gateway.log").read_text()[-2000:])
+            time.sleep(0.1)
+        codes = {}
+        for i, phone in enumerate(phones):
+            answer = http.post("/api/v1/devices", json={"id": f"gps-{i}", "kind": "gps", "protocol": "jt808",
+                                                        "config": {"phone": phone}}).json()  # fmt: skip
+            codes[phone] = answer["credentials"]["auth_code"]
+        gw_ok, gw_s = asyncio.run(fleet(tcp_port, codes))
+        stored = 0
+        for line in http.get("/metrics").text.splitlines():
+            if line.startswith('gateway_records_stored_total{kind="fix"}'):
+                stored = int(float(line.split()[-1]))
+    finally:
+        http.close()
+        proc.terminate()
+        proc.wait(15)
+        shutil.rmtree(work, ignore_errors=True)
+    total = args.terminals * args.reports
+    print(f"{args.terminals} terminals x {args.reports} reports = {total:,} fixes, each answered before the next")
+    print(f"bare server (baseline): {base_ok:,} answered in {base_s:6.2f} s = {base_ok / base_s:>8,.0f} fixes/s")
+    print(f"gateway (stored first): {gw_ok:,} answered in {gw_s:6.2f} s = {gw_ok / gw_s:>8,.0f} fixes/s, "
+          f"{stored:,} stored")
+    print(f"gateway / baseline: {(gw_ok / gw_s) / (base_ok / base_s):.2f}")
+
+
+SECTIONS = {"trips": section_trips, "codec": section_codec, "tcp": section_tcp}
 
 
 def main() -> None:
@@ -190,6 +354,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=sorted(SECTIONS), default=sorted(SECTIONS))
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=200_000, help="codec: frames to decode")
+    ap.add_argument("--terminals", type=int, default=200, help="tcp: concurrent terminals")
+    ap.add_argument("--reports", type=int, default=50, help="tcp: location reports per terminal")
     args = ap.parse_args()
     for name in args.only:
         print(f"== {name}")
