@@ -39,6 +39,7 @@ def _settings(path: Optional[Path]) -> config_mod.Settings:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per uplink call would drown the rest
     for noisy in ("amqtt", "transitions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

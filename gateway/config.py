@@ -253,6 +253,8 @@ class Uplink(Section):
     # (counted in gateway_uplink_dropped_total, logged as errors).
     max_backlog: int = Field(1_000_000, ge=100)
     overflow: Literal["refuse", "drop_oldest"] = "refuse"
+    # Retries back off exponentially with jitter up to this many seconds.
+    retry_max_s: float = Field(300, ge=1, le=86400)
     dingtalk: DingTalk = DingTalk()
     webhook: Webhook = Webhook()
     mqtt: MqttNorth = MqttNorth()

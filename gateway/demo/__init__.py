@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.demo.doors import DOORS, DemoDoors
+from gateway.demo.fleet import DemoFleet
 from gateway.demo.office import PEOPLE, TERMINALS, ZK_TERMINAL, drive_terminals, populate, register
 from gateway.store.db import upgrade
 
@@ -31,13 +32,16 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
         settings.mqtt.broker = "embedded"
     token = settings.api.admin_token.get_secret_value() or secrets.token_urlsafe(24)
     settings.api.admin_token = SecretStr(token)
-    doors = DemoDoors()
+    platform = _platform(settings)
+    doors, fleet = DemoDoors(), DemoFleet()
     doors.configure(settings)
+    fleet.configure(settings)
     gateway = Gateway(settings)
     # Devices on serial lines are registered before the start: a line takes the readers it has then.
     await asyncio.to_thread(upgrade, gateway.engine)
     await asyncio.to_thread(gateway.registry.load)
     reader_keys = await asyncio.to_thread(doors.provision, gateway)
+    await asyncio.to_thread(fleet.provision, gateway)
     await gateway.start()
     host, port, _ = settings.mqtt.endpoint()
     url = f"http://{settings.api.listen}"
@@ -55,14 +59,8 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
         await asyncio.to_thread(zk.handshake)
         threading.Thread(target=drive_terminals, args=(terminals, zk, rate, stop), daemon=True).start()
         await asyncio.to_thread(doors.start, gateway, reader_keys)
-        today = time.strftime("%Y-%m-%d")
-        print(f"\nGateway demo running.\n  Dashboard:   {url}/\n  API:         {url}/docs\n"
-              f"  Health:      {url}/healthz\n  Admin token: {token}\n"
-              f"  Try:         curl -H 'Authorization: Bearer {token}' '{url}/api/v1/attendance/punches?limit=5'\n"
-              f"               curl -H 'Authorization: Bearer {token}' '{url}/api/v1/access/events?limit=5'\n"
-              f"               curl -H 'Authorization: Bearer {token}' "
-              f"'{url}/api/v1/attendance/days?from={today}&to={today}&limit=5'"
-              "\nCtrl-C stops it.\n", flush=True)  # fmt: skip
+        fleet.start(gateway)
+        print(_banner(url, token, platform.url if platform is not None else None), flush=True)
         counts = asyncio.create_task(_show_counts(gateway))
         await gateway.run_until_signal(seconds)
         counts.cancel()
@@ -71,8 +69,46 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
         for terminal in terminals:
             await asyncio.to_thread(terminal.close)
         await asyncio.to_thread(doors.stop)
+        await fleet.stop()
         await gateway.stop()
+        if platform is not None:
+            platform.stop()
         print("\ndemo stopped", flush=True)
+
+
+def _banner(url: str, token: str, platform_url: str | None) -> str:
+    today = time.strftime("%Y-%m-%d")
+    curl = f"curl -H 'Authorization: Bearer {token}'"
+    lines = [
+        "", "Gateway demo running.", f"  Dashboard:   {url}/  (sign in with the admin token)",
+        f"  API:         {url}/docs", f"  Health:      {url}/healthz", f"  Admin token: {token}",
+    ]  # fmt: skip
+    if platform_url:
+        lines.append(f"  Platform:    {platform_url}  (DingTalk and webhook stand-in; counts at /_standin/stats)")
+    lines += [
+        f"  Try:         {curl} '{url}/api/v1/attendance/punches?limit=5'",
+        f"               {curl} '{url}/api/v1/access/events?limit=5'",
+        f"               {curl} '{url}/api/v1/vehicles/van-1/trips'",
+        f"               {curl} '{url}/api/v1/attendance/days?from={today}&to={today}&limit=5'",
+        "Ctrl-C stops it.", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _platform(settings: Settings) -> Any:
+    """The platform stand-in receiving the uplink, unless the config points the uplink somewhere itself."""
+    uplink = settings.uplink
+    if uplink.dingtalk.enabled or uplink.webhook.enabled:
+        return None
+    from firmware_stubs.platform import PlatformStandIn
+
+    platform = PlatformStandIn(qps=20, webhook_secret="demo-webhook-secret").start()
+    uplink.dingtalk.enabled, uplink.dingtalk.base_url = True, platform.url
+    uplink.dingtalk.app_key, uplink.dingtalk.app_secret = "standin-key", SecretStr("standin-secret")
+    uplink.webhook.enabled, uplink.webhook.url = True, platform.webhook_url
+    uplink.webhook.secret = SecretStr("demo-webhook-secret")
+    uplink.webhook.records = ["visit", "visitor_arrived", "trip"]
+    return platform
 
 
 def _total(metric: Any) -> float:

@@ -55,6 +55,7 @@ def populate(gateway: Gateway, doors: list[str]) -> None:
             person = session.get(Person, person_id) or Person(id=person_id, created_at=now)
             person.name, person.department = f"Demo Person {i + 1}", department
             person.device_user_ids = {ZK_TERMINAL[0]: str(1000 + i)}
+            person.platform_user_id = f"dt-{person_id}"  # the user id at the (stand-in) platform
             person.cards, person.access = [f"{facility}:{number}"], {"doors": allowed, "schedule": "always"}
             person.updated_at = now
             session.add(person)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import httpx
+
+# Raised before any byte of the request could reach the other end, so nothing can have been stored.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+            httpx.LocalProtocolError)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -38,3 +44,11 @@ class Outcome:
     @classmethod
     def park(cls, detail: str) -> Outcome:
         return cls("park", detail)
+
+
+def no_answer(exc: httpx.HTTPError, could_store: bool, what: str = "record") -> Outcome:
+    """The retry for a call that got no answer, flagged `maybe_delivered` when the request may have arrived."""
+    reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if could_store and not isinstance(exc, NOT_SENT):
+        return Outcome.retry(f"answer lost, the {what} may be stored: {reason}", maybe_delivered=True)
+    return Outcome.retry(f"unreachable: {reason}")

@@ -77,15 +77,16 @@ class Uplink:
             sink: Any = DingTalkSink(u.dingtalk.base_url, u.dingtalk.app_key, u.dingtalk.app_secret.get_secret_value(),
                                      u.dingtalk.rate, u.dingtalk.timeout_s)  # fmt: skip
             org_zone = settings.site.timezone
-            self.workers["dingtalk"] = SinkWorker(engine, _OneByOne(sink, org_zone), self.resolve, metrics)
+            self.workers["dingtalk"] = SinkWorker(engine, _OneByOne(sink, org_zone), self.resolve, metrics, u.retry_max_s)
         if u.webhook.enabled:
             from gateway.uplink.webhook import WebhookSink
 
             sink = WebhookSink(u.webhook.url, u.webhook.secret.get_secret_value(), settings.site.id, u.webhook.timeout_s)
-            self.workers["webhook"] = SinkWorker(engine, _Batches(sink, u.webhook.batch_size), self.resolve, metrics)
+            self.workers["webhook"] = SinkWorker(engine, _Batches(sink, u.webhook.batch_size), self.resolve, metrics,
+                                                  u.retry_max_s)
         if u.mqtt.enabled and mqtt_publish is not None:
             north = MqttNorthSink(mqtt_publish, settings.site.id, u.mqtt.topic_prefix)
-            self.workers["mqtt"] = SinkWorker(engine, north, self.resolve, metrics)
+            self.workers["mqtt"] = SinkWorker(engine, north, self.resolve, metrics, u.retry_max_s)
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 

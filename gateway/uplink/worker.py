@@ -27,7 +27,7 @@ from gateway.uplink.result import Outcome
 log = logging.getLogger(__name__)
 
 FETCH = 500  # entries looked at per round
-RETRY_BASE_S, RETRY_MAX_S = 1.0, 300.0
+RETRY_BASE_S = 1.0
 UNSURE_RECHECK_S = 5.0  # a lost answer the sink could not check yet is asked about again this much later
 
 
@@ -53,13 +53,14 @@ class Entry:
 
 
 class SinkWorker:
-    def __init__(self, engine: Engine, sink: Sink, resolve: Any, metrics: Metrics) -> None:
+    def __init__(self, engine: Engine, sink: Sink, resolve: Any, metrics: Metrics, retry_max_s: float = 300) -> None:
         """`resolve(sink name, entries) -> {entry id: record dict or Outcome}`: what is sent for each entry
         (read at send time, so a fixed mapping is used on retry), or why it cannot be sent (park)."""
         self.engine = engine
         self.sink = sink
         self.resolve = resolve
         self.metrics = metrics
+        self.retry_max_s = retry_max_s
         self.wake = asyncio.Event()
         self.last_error = ""
         self.failed = 0
@@ -141,7 +142,7 @@ class SinkWorker:
         for e, o in results:
             if o.status != "retry":
                 continue
-            wait = o.retry_after if o.retry_after is not None else _backoff(e.attempts)
+            wait = o.retry_after if o.retry_after is not None else _backoff(e.attempts, self.retry_max_s)
             state = "sending" if o.maybe_delivered and self.sink.checks_delivery else "pending"
             retry.append({"eid": e.id, "err": o.detail[:1000], "at": now + int(wait * 1000), "st": state})
         table = OutboxEntry.__table__
@@ -250,9 +251,9 @@ class SinkWorker:
             await self._send(resend)
 
 
-def _backoff(attempts: int) -> float:
+def _backoff(attempts: int, most: float) -> float:
     """Exponential with full jitter: retries of many records do not arrive together."""
-    return random.uniform(RETRY_BASE_S, min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(attempts, 16)))
+    return random.uniform(min(RETRY_BASE_S, most), min(most, RETRY_BASE_S * 2 ** min(attempts, 16)))
 
 
 def backlog(engine: Engine) -> dict[str, dict[str, int]]:
