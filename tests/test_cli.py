@@ -113,3 +113,23 @@ def test_demo_runs_and_stores_punches_from_its_simulated_terminals(tmp_path):
     assert unmapped == 0, "every demo punch belongs to a demo person"
     # The doors' readers (libosdp PDs on pty links) presented an employee's card, an unknown one and the visitor's.
     assert {("granted", 1, 0), ("unknown_credential", 0, 0), ("granted", 0, 1)} <= doors
+
+
+def test_the_example_config_lists_every_key_and_loads():
+    import tomllib
+
+    from gateway.config import Settings
+
+    example = tomllib.loads((ROOT / "gateway.example.toml").read_text())
+    Settings(**example)  # every value in it is valid
+
+    def keys(node: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for name, value in node.items():
+            path = f"{prefix}{name}"
+            out |= keys(value, path + ".") if isinstance(value, dict) and name not in ("door_groups",) else {path}
+        return out
+
+    defaults = Settings().model_dump(mode="json")
+    defaults.pop("serial")  # a list of tables, shown commented out
+    assert keys(defaults) == keys(example)
