@@ -91,6 +91,7 @@ class Gateway:
         self.vehicles = Vehicles(self.engine, TripSettings(
             min_distance_m=v.min_distance_m, stop_window_s=v.stop_window_s, max_gap_s=v.max_gap_s,
             max_speed_kmh=v.max_speed_kmh, future_s=v.future_s, filters=frozenset(v.filters),
+            settle_radius_m=min(50.0, v.min_distance_m / 2),  # trip ends are trimmed to the parking place
         ), self.outbox, v.geofence_dwell_s)  # fmt: skip
         self.pipeline.decide_access = self.access.decide_request
         self.pipeline.on_commit += [
@@ -106,7 +107,8 @@ class Gateway:
         else:
             self.mqtt = MqttTransport(s.mqtt, self.queue, self.metrics)
             if s.mqtt.device_auth == "dynsec":
-                dynsec = DynsecAuth(lambda topic, payload: self.mqtt.publish(topic, payload), s.mqtt.username)
+                dynsec = DynsecAuth(lambda topic, payload: self.mqtt.publish(topic, payload), s.mqtt.username,
+                                    north_prefix=s.uplink.mqtt.topic_prefix)  # fmt: skip
                 self.mqtt.control[CONTROL + "/response"] = dynsec.on_response
                 self.mqtt.on_connected.append(self._ensure_gateway_role(dynsec))
                 broker_auth = dynsec

@@ -89,6 +89,13 @@ def identity(protocol: str, config: dict[str, Any]) -> tuple[Any, ...] | None:
     return tuple(config.get(k) for k in keys) if keys else None
 
 
+def own_topics(protocol: str, config: dict[str, Any]) -> tuple[str, ...]:
+    """Topics outside devices/<id>/ a device publishes on: an OwnTracks phone names its own."""
+    if protocol == "owntracks":
+        return (f"owntracks/{config['user']}/{config['device']}",)
+    return ()
+
+
 def issue(device_id: str, protocol: str, box: SecretBox) -> tuple[dict[str, str], str | None, str | None]:
     """New credentials: (shown once, password hash to store, sealed secret to store)."""
     if protocol in MQTT_PROTOCOLS:
@@ -155,7 +162,8 @@ class Provisioner:
             session.add(device)
             audit.record(session, actor, "create", "device", device.id, None, snapshot(device))
             if "mqtt_password" in creds:
-                self.broker.add_device(device.id, creds["mqtt_password"])  # before commit: a refusal changes nothing
+                # Before the commit: a refusal changes nothing.
+                self.broker.add_device(device.id, creds["mqtt_password"], own_topics(device.protocol, device.config))
             session.commit()
             session.refresh(device)
         self.registry.put(device)

@@ -170,8 +170,9 @@ def get_vehicle(vehicle_id: VehicleId, eng: Any = Depends(engine)) -> dict[str, 
 def patch_vehicle(vehicle_id: VehicleId, body: VehiclePatch, actor: Actor = Depends(changes_fleet),
                   svc: Any = Depends(services)) -> dict[str, Any]:  # fmt: skip
     changes = body.model_dump(exclude_unset=True)
-    if "plate" in changes and changes["plate"] is None:
-        raise HTTPException(422, "plate: may not be null")
+    for name in ("plate", "name"):
+        if name in changes and changes[name] is None:
+            raise HTTPException(422, f"{name}: may not be null")
     with Session(svc.engine) as session:
         vehicle = _vehicle(session, vehicle_id)
         if "device_id" in changes:
@@ -243,7 +244,7 @@ def _tracks(session: Session, vehicle_id: str, since: str | None, until: str | N
         points += [Point(f.time, f.lat, f.lon) for f in fixes]
         trips.append(Trip(row.start_time, row.end_time, row.start_lat, row.start_lon, row.end_lat, row.end_lon,
                           row.distance_km, row.distance_source, row.max_speed_kmh or 0.0, row.avg_speed_kmh or 0.0,
-                          row.point_count, first, max(first, len(points) - 1),
+                          row.point_count, first, max(first, len(points) - 1), complete="ongoing" not in row.flags,
                           booking_id=str(row.booking_id) if row.booking_id else None, flags=tuple(row.flags)))  # fmt: skip
     return trips, points
 
@@ -327,14 +328,17 @@ def create_geofence(body: GeofenceIn, actor: Actor = Depends(changes_fleet), svc
         vehicles = list(session.execute(select(Vehicle.id)).scalars())
     for vehicle_id in vehicles:
         svc.vehicles.mark(vehicle_id, int(time.time() * 1000) - 7 * 86400_000)
-    return {"id": row.id, "name": row.name, **geometry}
+    return {"id": body.id, "name": body.name, **geometry}
 
 
 @router.get("/geofences", dependencies=[Depends(read_records)])
-def list_geofences(eng: Any = Depends(engine)) -> dict[str, Any]:
+def list_geofences(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
-        rows = session.execute(select(Geofence).order_by(Geofence.id)).scalars().all()
-        return {"items": [{"id": g.id, "name": g.name, **g.shape} for g in rows], "next": None}
+        query = select(Geofence).order_by(Geofence.id).limit(p.limit + 1)
+        if p.after is not None:
+            query = query.where(Geofence.id > p.after)
+        rows = list(session.execute(query).scalars())
+        return paginated(rows, p.limit, lambda g: {"id": g.id, "name": g.name, **g.shape})
 
 
 @router.get("/vehicles/{vehicle_id}/geofence-events", dependencies=[Depends(read_records)])

@@ -49,6 +49,8 @@ def device_page(request: Request, device_id: DeviceId, viewer: Viewer = Depends(
     detail = queries.device_detail(svc.engine, device_id)
     if detail is None:
         raise Refused(404, f"There is no device {device_id!r}.", viewer)
+    kinds = feed_kinds(viewer)  # the same records the live feed shows this role
+    detail["events"] = [e for e in detail["events"] if e["kind"] in kinds]
     return render(request, viewer, "device.html", title=f"Device {device_id}", **detail,
                   commands_offered=offered_commands(viewer, detail["device"]))  # fmt: skip
 

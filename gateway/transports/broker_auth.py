@@ -30,13 +30,13 @@ class BrokerAuthError(RuntimeError):
 
 
 class BrokerAuth(Protocol):
-    def add_device(self, device_id: str, password: str) -> None: ...
+    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None: ...
     def set_password(self, device_id: str, password: str) -> None: ...
     def remove_device(self, device_id: str) -> None: ...
 
 
 class NoBrokerAuth:
-    def add_device(self, device_id: str, password: str) -> None:
+    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None:
         pass
 
     def set_password(self, device_id: str, password: str) -> None:
@@ -52,7 +52,7 @@ class EmbeddedAuth:
     def __init__(self, kick: Any) -> None:
         self._kick = kick  # (username) -> None, blocking
 
-    def add_device(self, device_id: str, password: str) -> None:
+    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None:
         pass
 
     def set_password(self, device_id: str, password: str) -> None:
@@ -67,9 +67,10 @@ def device_role(device_id: str) -> str:
 
 
 class DynsecAuth:
-    def __init__(self, publish: Any, gateway_username: str, timeout: float = 5.0) -> None:
+    def __init__(self, publish: Any, gateway_username: str, timeout: float = 5.0, north_prefix: str = "platform") -> None:
         self._publish = publish  # (topic, payload) -> None, through the gateway's own MQTT client
         self._gateway_username = gateway_username
+        self._north_prefix = north_prefix  # where the MQTT uplink publishes records
         self._timeout = timeout
         self._ids = itertools.count(1)
         self._waiting: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
@@ -120,18 +121,25 @@ class DynsecAuth:
     # -- the gateway's own rights ---------------------------------------------
 
     def ensure_gateway_role(self) -> None:
-        """Let the gateway publish commands to devices (dynsec's admin role cannot)."""
+        """Let the gateway publish commands to devices and records to the platform (dynsec's admin role cannot)."""
         self._call([
             {"command": "createRole", "rolename": GATEWAY_ROLE, "acls": [
                 {"acltype": "publishClientSend", "topic": "devices/+/commands", "allow": True},
-                {"acltype": "publishClientSend", "topic": "platform/#", "allow": True},
             ]},
             {"command": "addClientRole", "username": self._gateway_username, "rolename": GATEWAY_ROLE},
         ], tolerate=("already exists", "already has"))  # fmt: skip
+        self._add_acls(GATEWAY_ROLE, (f"{self._north_prefix}/#",))
+
+    def _add_acls(self, role: str, topics: tuple[str, ...]) -> None:
+        """Publish rights on `topics`, also for a role made by an earlier run (creating it again changes nothing)."""
+        for topic in topics:
+            self._call([{"command": "addRoleACL", "rolename": role, "acltype": "publishClientSend", "topic": topic,
+                         "allow": True}], tolerate=("already",))  # fmt: skip
 
     # -- devices --------------------------------------------------------------
 
-    def add_device(self, device_id: str, password: str) -> None:
+    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None:
+        """A login for the device; it may publish under devices/<id>/ and on `topics` (an OwnTracks phone's own)."""
         role = device_role(device_id)
         self._call([
             {"command": "createRole", "rolename": role, "acls": [
@@ -139,6 +147,7 @@ class DynsecAuth:
                 {"acltype": "subscribePattern", "topic": f"devices/{device_id}/commands", "allow": True},
             ]},
         ], tolerate=("already exists",))  # fmt: skip
+        self._add_acls(role, topics)
         self._call([{"command": "deleteClient", "username": device_id}], tolerate=("not found",))
         self._call([
             {"command": "createClient", "username": device_id, "password": password, "roles": [{"rolename": role}]},
