@@ -42,6 +42,9 @@ class Metrics:
             "gateway_uplink_parked", "Records the platform refused, kept for a retry by hand", ["sink"], registry=r
         )
         self.uplink_failed = Counter("gateway_uplink_failed", "Failed delivery attempts (retried)", ["sink"], registry=r)
+        self.jt808_frames = Counter(
+            "gateway_jt808_frames", "JT/T 808 frames received, by what was wrong with them", ["problem"], registry=r
+        )
         self.uplink_dropped = Counter(
             "gateway_uplink_dropped", "Records dropped unsent because the backlog was full", ["sink"], registry=r
         )

@@ -12,12 +12,12 @@ from gateway.access.decide import (
     Credential,
     Decision,
     Holder,
-    Schedule,
     build,
     card_key,
     decide,
     find_holder,
 )
+from gateway.access.schedules import Schedule
 from gateway.devices.wiegand import decode, encode
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

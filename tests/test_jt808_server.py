@@ -82,6 +82,11 @@ def test_a_terminal_registers_authenticates_and_its_route_becomes_two_trips(flee
     assert all("no_booking" in t["flags"] for t in trips)
     assert gw.http.get("/api/v1/devices/gps-van-1").json()["online"] is True
 
+    stops = gw.http.get("/api/v1/vehicles/van-1/stops", params={"since": "2026-11-27T00:00:00Z",
+                                                                 "until": "2026-11-28T00:00:00Z"}).json()["items"]
+    assert len(stops) == 3 and [s["complete"] for s in stops] == [True, True, False]  # parked at the end
+    assert all(s["duration_s"] >= 540 for s in stops[:2])
+
     gpx = gw.http.get("/api/v1/vehicles/van-1/trips.gpx")
     assert gpx.status_code == 200 and gpx.text.count("<trk>") == 2
     geo = gw.http.get("/api/v1/vehicles/van-1/trips.geojson").json()
@@ -161,3 +166,49 @@ def test_a_wrong_auth_code_is_refused_and_nothing_is_stored(fleet):
         "not_authorized", "not_authenticated"}, 10, 0.2, what="both refusals dead-lettered")  # fmt: skip
     assert reasons
     assert gw.all_items("/api/v1/vehicles/van-1/fixes") == []
+
+
+def bad_checksum_frame(serial: int) -> bytes:
+    """A 0x0200 frame whose checksum byte is wrong (and still needs no escaping)."""
+    from firmware_stubs.jt808_terminal import Point, location_body
+
+    body = location_body(Point(31.2304, 121.4737, START), START.astimezone(timezone(timedelta(hours=8))))
+    frame = bytearray(jt808.build_frame(jt808.LOCATION, PHONE, serial, body))
+    for flip in (0x01, 0x02, 0x04):
+        if frame[-2] ^ flip not in (0x7D, 0x7E):
+            frame[-2] ^= flip
+            return bytes(frame)
+    raise AssertionError("no flip avoids an escape")
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_bad_checksum_is_counted_and_stored_flagged_or_refused_by_policy(gateway_factory, accept):
+    port = free_port()
+    extra = f'[jt808]\nlisten = "127.0.0.1:{port}"\naccept_bad_checksum = {str(accept).lower()}\n'
+    gw = gateway_factory("embedded", extra=extra).start()
+    gw.register("gps-van-1", kind="gps", protocol="jt808", config={"phone": PHONE})
+    gw.http.post("/api/v1/vehicles", json={"id": "van-1", "plate": "A1", "device_id": "gps-van-1"}).raise_for_status()
+
+    async def scenario() -> int:
+        terminal = SimulatedTerminal("127.0.0.1", port, PHONE)
+        await terminal.connect()
+        await terminal.register()
+        await terminal.authenticate()
+        await terminal.send_raw(bad_checksum_frame(100))
+        await terminal.heartbeat()  # the stub reads while it waits for an answer: ours arrives first
+        await terminal.close()
+        answers = [r for r in terminal.replies if r.msg_id == jt808.PLATFORM_REPLY and r.body[:2] == b"\x00\x64"]
+        assert len(answers) == 1
+        return answers[0].body[4]  # the 0x8001 result for serial 100
+
+    result = run(scenario())
+    assert gw.metric("gateway_jt808_frames_total", problem="bad_checksum") == 1
+    if accept:
+        assert result == jt808.OK
+        fixes = wait_for(lambda: gw.all_items("/api/v1/vehicles/van-1/fixes"), 10, 0.1, what="the fix")
+        assert "bad_checksum" in fixes[0]["flags"]
+    else:
+        assert result == jt808.BAD_MESSAGE
+        assert gw.all_items("/api/v1/vehicles/van-1/fixes") == []
+        wait_for(lambda: any(d["reason"] == "bad_checksum" for d in gw.all_items("/api/v1/deadletters")), 10, 0.1,
+                 what="the refused frame dead-lettered")  # fmt: skip

@@ -69,6 +69,7 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/vehicles/{vehicle_id}/trips"): {OPERATOR, AUDITOR},
     ("GET", "/api/v1/vehicles/{vehicle_id}/trips.gpx"): {OPERATOR, AUDITOR},
     ("GET", "/api/v1/vehicles/{vehicle_id}/trips.geojson"): {OPERATOR, AUDITOR},
+    ("GET", "/api/v1/vehicles/{vehicle_id}/stops"): {OPERATOR, AUDITOR},
     ("POST", "/api/v1/vehicles/{vehicle_id}/bookings"): {OPERATOR},
     ("GET", "/api/v1/vehicles/{vehicle_id}/bookings"): {OPERATOR, AUDITOR},
     ("GET", "/api/v1/vehicles/{vehicle_id}/geofence-events"): {OPERATOR, AUDITOR},

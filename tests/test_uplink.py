@@ -231,3 +231,26 @@ def test_drop_oldest_overflow_drops_and_counts(gateway_factory, platform):
     time.sleep(1.0)
     assert platform.total_accepted == 100 and platform.duplicates() == {}
     terminal.close()
+
+
+def test_refuse_overflow_holds_device_input_at_the_edge_until_the_backlog_drains(gateway_factory, platform):
+    platform.go_down()
+    gw = gateway_factory("embedded", extra=dingtalk_config(platform, max_backlog=100)).start()  # "refuse": default
+    terminal = office(gw)
+    infos = []
+    for _ in range(160):
+        infos.append(terminal.punch())
+        time.sleep(0.03)
+    wait_for(lambda: status(gw)["refusing_input"], 30, 0.2, what="device input refused")
+    held = gw.metric("gateway_records_stored_total", kind="punch")
+    assert 100 <= held < 160  # the rest waits at the edge: the terminal has no PUBACK for it
+    assert not all(i.is_published() for i in infos)
+    assert gw.http.get("/healthz").status_code == 200  # the gateway itself keeps working
+
+    platform.come_up()
+    wait_for(lambda: all(i.is_published() for i in infos), 90, 0.2, what="the held punches taken once drained")
+    wait_for(lambda: platform.total_accepted >= 160, 90, 0.2, what="every punch delivered")
+    time.sleep(1.0)
+    assert_once_in_order(platform, 160)
+    assert not status(gw)["refusing_input"]
+    terminal.close()

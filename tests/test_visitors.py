@@ -14,7 +14,8 @@ from sqlmodel import Session
 from firmware_stubs.osdp_reader import ReaderBus, SimulatedReader
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Visit
-from gateway.visitors.service import CARD_POOL, RETENTION_MS, Visitors, door_rows
+from gateway.visitors.service import CARD_POOL, RETENTION_MS, Visitors
+from gateway.visitors.views import door_rows
 from tests.conftest import wait_for
 from tests.test_serial import PtyPair
 

@@ -22,7 +22,7 @@ from gateway.devices.errors import DecodeError
 from gateway.events import AccessEvent
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.store.models import AccessSchedule, Holiday, Person
-from gateway.visitors.service import door_rows
+from gateway.visitors.views import door_rows
 
 log = logging.getLogger(__name__)
 

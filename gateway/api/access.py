@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from gateway import audit
-from gateway.access.decide import schedule_from_row
+from gateway.access.schedules import schedule_from_row
 from gateway.api.deps import (
     Actor,
     Page,

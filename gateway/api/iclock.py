@@ -113,8 +113,8 @@ async def _commit(request: Request, svc: Any, *items: Inbound) -> None:
     for item in items:
         item.acker, item.token = acker, acker.future()
         futures.append(item.token)
-        if not await submit(svc.queue, item):
-            raise HTTPException(503, "the gateway is stopping; send again later")
+        if not await submit(svc.queue, item, COMMIT_TIMEOUT_S):
+            raise HTTPException(503, "the gateway is stopping or not taking input now; send again later")
     try:
         await asyncio.wait_for(asyncio.gather(*futures), COMMIT_TIMEOUT_S)
     except asyncio.TimeoutError:

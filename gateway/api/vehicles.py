@@ -12,13 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gateway import audit
-from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_records, services, within
+from gateway.api.deps import (
+    Actor, Page, allow, engine, page, paginated, query_time, read_records, services, within,
+)
 from gateway.store.models import Booking, Device, FixRecord, Geofence, TripRow, Vehicle
 from gateway.timeutil import iso_local, iso_utc
 from gateway.vehicles import export
 from gateway.vehicles.service import fence_of, trip_view
-from gateway.vehicles.trips import Booking as BookingSpan
-from gateway.vehicles.trips import Point, Trip, match_bookings
+from gateway.vehicles.bookings import Booking as BookingSpan
+from gateway.vehicles.bookings import match_bookings
+from gateway.vehicles.trips import Point, Trip, trips_from_fixes
 
 router = APIRouter(prefix="/api/v1", tags=["vehicles"])
 VehicleId = Annotated[str, Path(max_length=64)]
@@ -231,6 +234,33 @@ def vehicle_trips(
         query = within(select(TripRow).where(TripRow.vehicle_id == vehicle_id), TripRow.start_time, since, until)
         query = query.where(TripRow.id > p.after_id).order_by(TripRow.id).limit(p.limit + 1)
         return paginated(list(session.execute(query).scalars()), p.limit, trip_view)
+
+
+STOPS_SPAN_MS = 31 * 86_400_000
+
+
+@router.get("/vehicles/{vehicle_id}/stops", dependencies=[Depends(read_records)])
+def vehicle_stops(
+    vehicle_id: VehicleId, svc: Any = Depends(services),
+    since: Annotated[str | None, Query(max_length=40, description="default: 7 days before until")] = None,
+    until: Annotated[str | None, Query(max_length=40, description="default: now")] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Where the vehicle stood still, and how long, cut from its fixes by the same rules as trips
+    (at most 31 days per call)."""
+    end = query_time("until", until) or int(time.time() * 1000)
+    start = query_time("since", since) or end - 7 * 86_400_000
+    if not 0 <= end - start <= STOPS_SPAN_MS:
+        raise HTTPException(422, "since/until: at most 31 days, since before until")
+    with Session(svc.engine) as session:
+        _vehicle(session, vehicle_id)
+        f = FixRecord.__table__.c
+        rows = session.execute(select(f.id, f.time, f.lat, f.lon, f.speed_kmh, f.odometer_km, f.valid).where(
+            f.vehicle_id == vehicle_id, f.time >= start, f.time < end).order_by(f.time, f.id)).all()  # fmt: skip
+    points = [Point(r.time, r.lat, r.lon, r.speed_kmh, r.odometer_km, r.valid, (), r.id) for r in rows]
+    stops = trips_from_fixes(points, svc.vehicles.settings, int(time.time() * 1000)).stops
+    return {"items": [{"start": iso_utc(s.start_ms), "end": iso_utc(s.end_ms), "lat": s.lat, "lon": s.lon,
+                       "duration_s": round(s.duration_s), "complete": s.complete} for s in stops],
+            "next": None}  # fmt: skip
 
 
 def _tracks(session: Session, vehicle_id: str, since: str | None, until: str | None) -> tuple[list[Trip], list[Point]]:

@@ -16,7 +16,8 @@ from gateway.api.deps import Actor, Page, admin_only, allow, engine, page, pagin
 from gateway.store.models import Person, Visit, VisitorBlock
 from gateway.timeutil import TimeError, iso_utc, to_epoch_ms
 from gateway.visitors import service as visitors
-from gateway.visitors.service import VisitorError, invitation_view, now_ms, visit_view
+from gateway.visitors.service import VisitorError, now_ms
+from gateway.visitors.views import invitation_view, visit_view
 
 router = APIRouter(tags=["visitors"])
 invite_visitors = allow("operator")  # and admin

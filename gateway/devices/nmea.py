@@ -46,7 +46,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import reduce
+from operator import xor
 
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
@@ -54,7 +56,6 @@ from gateway.events import Fix, idempotency_key
 from gateway.timeutil import offset_minutes, to_epoch_ms
 
 SOURCE = "nmea"
-UTC = timezone.utc
 MAX_LINE = 200  # NMEA allows 82 characters; high-precision receivers go a little past it
 KNOT_KMH = 1.852
 # How long the date of the last good RMC may be lent to epochs without one.
@@ -75,10 +76,7 @@ class _Bad(Exception):
 
 def checksum(body: bytes) -> int:
     """XOR of the bytes between `$` and `*`."""
-    value = 0
-    for byte in body:
-        value ^= byte
-    return value
+    return reduce(xor, body, 0)
 
 
 # --- fields --------------------------------------------------------------------------
@@ -363,11 +361,9 @@ class NmeaReader:
             when = datetime(rmc.date.year, rmc.date.month, rmc.date.day, tzinfo=UTC) + offset
             self._trusted = (when, self._received)
             return when
-        if self._trusted is None:
-            return None
-        trusted, seen = self._trusted
-        if abs(self._received - seen) > BORROW_LIMIT:
-            return None
+        if self._trusted is None or abs(self._received - self._trusted[1]) > BORROW_LIMIT:
+            return None  # no recent trusted date to borrow: no telling which day it is
+        trusted = self._trusted[0]
         when = datetime(trusted.year, trusted.month, trusted.day, tzinfo=UTC) + offset
         if when < trusted - timedelta(hours=12):
             when += timedelta(days=1)  # the time of day wrapped past midnight

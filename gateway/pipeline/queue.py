@@ -57,6 +57,7 @@ class IngestQueue:
         self.capacity = capacity
         self.batch_size = batch_size
         self.refusing = False  # set while the uplink backlog is over its limit
+        self.gate: asyncio.Lock | None = None  # event-loop senders queue behind each other in order (submit)
         self._items: deque[Inbound] = deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -114,6 +115,9 @@ class IngestQueue:
         return self._closed
 
 
+SUBMIT_POLL_S = 0.02
+
+
 class LoopAcker:
     """For transports on the event loop: each input's token is a future, resolved
     True once the batch holding it is committed (the transport then answers its
@@ -135,8 +139,19 @@ def _resolve(futures: list[asyncio.Future[bool]]) -> None:
             future.set_result(True)
 
 
-async def submit(queue: IngestQueue, item: Inbound) -> bool:
-    """Queue from the event loop without blocking it: waits in a thread only while the queue is full."""
-    if queue.put_nowait(item):
-        return True
-    return not queue.closed and await asyncio.to_thread(queue.put, item)
+async def submit(queue: IngestQueue, item: Inbound, timeout: float | None = None) -> bool:
+    """Queue from the event loop without blocking it. While the queue is full (or refusing edge input)
+    this waits on the loop, not in a worker thread: held-back senders must not use up the threads the
+    housekeeping and the uplink need to drain the backlog. False if it closed or `timeout` passed."""
+    if queue.gate is None:
+        queue.gate = asyncio.Lock()
+    try:
+        # The lock is first come, first served: inputs held back leave in the order they came.
+        async with asyncio.timeout(timeout), queue.gate:
+            while not queue.put_nowait(item):
+                if queue.closed:
+                    return False
+                await asyncio.sleep(SUBMIT_POLL_S)
+    except TimeoutError:
+        return False
+    return True

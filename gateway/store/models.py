@@ -7,14 +7,15 @@ input that carried it.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from gateway.store.columns import epoch_ms
 
-def _ms(**kw: Any) -> Any:
-    return Field(sa_column=Column(BigInteger, nullable=kw.pop("nullable", False), **kw))
+# Every table is importable from here and registered when this module is (Alembic's env.py imports it).
+from gateway.store.fleet_models import Booking, Geofence, GeofenceEventRow, TripRow, Vehicle  # noqa: F401
 
 
 class Device(SQLModel, table=True):
@@ -25,10 +26,10 @@ class Device(SQLModel, table=True):
     site: str = Field(default="", max_length=64)
     timezone: str = Field(default="", max_length=64)
     config: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: int = _ms()
-    updated_at: int = _ms()
+    created_at: int = epoch_ms()
+    updated_at: int = epoch_ms()
     online: Optional[bool] = Field(default=None)
-    last_seen: Optional[int] = _ms(nullable=True)
+    last_seen: Optional[int] = epoch_ms(nullable=True)
     firmware: Optional[str] = Field(default=None, max_length=100)
     events_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     errors_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
@@ -42,7 +43,7 @@ class Journal(SQLModel, table=True):
     """Every accepted input, as received: one segment per committed batch (see store/journal.py)."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    received_at: int = _ms()
+    received_at: int = epoch_ms()
     transport: str = Field(max_length=16)
     count: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -52,7 +53,7 @@ class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letter"
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    time: int = _ms()
+    time: int = epoch_ms()
     source: str = Field(max_length=16)
     device_id: Optional[str] = Field(default=None, max_length=64, index=True)
     topic: str = Field(default="", max_length=256)
@@ -72,7 +73,7 @@ class PunchRecord(SQLModel, table=True):
     device_id: str = Field(max_length=64)
     user: str = Field(max_length=64)
     person_id: Optional[str] = Field(default=None, max_length=64)
-    time: int = _ms()
+    time: int = epoch_ms()
     utc_offset_min: int
     direction: str = Field(max_length=8)
     verify: str = Field(max_length=40)
@@ -82,7 +83,7 @@ class PunchRecord(SQLModel, table=True):
     seq: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     source: str = Field(max_length=16)
     raw_ref: str = Field(max_length=40)
-    stored_at: int = _ms()
+    stored_at: int = epoch_ms()
 
 
 class AccessRecord(SQLModel, table=True):
@@ -93,7 +94,7 @@ class AccessRecord(SQLModel, table=True):
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64, index=True)
     door: str = Field(max_length=64)
-    time: int = _ms()
+    time: int = epoch_ms()
     utc_offset_min: int
     credential_kind: str = Field(max_length=8)
     credential_value: str = Field(max_length=128)
@@ -108,7 +109,7 @@ class AccessRecord(SQLModel, table=True):
     direction: str = Field(max_length=8)
     source: str = Field(max_length=16)
     raw_ref: str = Field(max_length=40)
-    stored_at: int = _ms()
+    stored_at: int = epoch_ms()
 
 
 class FixRecord(SQLModel, table=True):
@@ -119,7 +120,7 @@ class FixRecord(SQLModel, table=True):
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     vehicle_id: Optional[str] = Field(default=None, max_length=64)
-    time: int = _ms()
+    time: int = epoch_ms()
     utc_offset_min: int
     lat: float
     lon: float
@@ -134,7 +135,7 @@ class FixRecord(SQLModel, table=True):
     odometer_km: Optional[float] = None
     source: str = Field(max_length=16)
     raw_ref: str = Field(max_length=40)
-    stored_at: int = _ms()
+    stored_at: int = epoch_ms()
 
 
 class StatusRecord(SQLModel, table=True):
@@ -144,11 +145,11 @@ class StatusRecord(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
-    time: int = _ms()
+    time: int = epoch_ms()
     online: Optional[bool] = None
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     raw_ref: str = Field(max_length=40)
-    stored_at: int = _ms()
+    stored_at: int = epoch_ms()
 
 
 class CommandResultRecord(SQLModel, table=True):
@@ -160,7 +161,7 @@ class CommandResultRecord(SQLModel, table=True):
     command_id: str = Field(max_length=64, index=True)
     ok: bool
     detail: str = Field(default="", max_length=2000)
-    time: int = _ms()
+    time: int = epoch_ms()
     raw_ref: str = Field(max_length=40)
 
 
@@ -173,9 +174,9 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(max_length=100)
     role: str = Field(max_length=16)
     token_hash: str = Field(max_length=64, unique=True)
-    created_at: int = _ms()
+    created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
-    revoked_at: Optional[int] = _ms(nullable=True)
+    revoked_at: Optional[int] = epoch_ms(nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -184,7 +185,7 @@ class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit"
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    time: int = _ms()
+    time: int = epoch_ms()
     actor: str = Field(max_length=100, index=True)
     action: str = Field(max_length=32)
     target_type: str = Field(max_length=32, index=True)
@@ -202,8 +203,8 @@ class Person(SQLModel, table=True):
     pins: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))  # keyed digests
     device_user_ids: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     access: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
-    created_at: int = _ms()
-    updated_at: int = _ms()
+    created_at: int = epoch_ms()
+    updated_at: int = epoch_ms()
 
 
 class Command(SQLModel, table=True):
@@ -216,9 +217,9 @@ class Command(SQLModel, table=True):
     state: str = Field(max_length=16, index=True)
     detail: str = Field(default="", max_length=2000)
     created_by: str = Field(max_length=100)
-    created_at: int = _ms()
-    sent_at: Optional[int] = _ms(nullable=True)
-    finished_at: Optional[int] = _ms(nullable=True)
+    created_at: int = epoch_ms()
+    sent_at: Optional[int] = epoch_ms(nullable=True)
+    finished_at: Optional[int] = epoch_ms(nullable=True)
     timeout_s: int = 30
 
 
@@ -233,7 +234,7 @@ class ShiftRow(SQLModel, table=True):
     end: str = Field(max_length=5)  # "HH:MM"; not after start = crosses midnight
     rules: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # margins, grace, thresholds, modes
     workdays: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    updated_at: int = _ms()
+    updated_at: int = epoch_ms()
 
 
 class ShiftAssignment(SQLModel, table=True):
@@ -277,19 +278,19 @@ class Visit(SQLModel, table=True):
     phone: Optional[str] = Field(default=None, max_length=40)
     company: Optional[str] = Field(default=None, max_length=200)
     host_person_id: str = Field(max_length=64, index=True)  # no foreign key: the visit outlives its host's record
-    window_start: int = _ms()
-    window_end: int = _ms()
+    window_start: int = epoch_ms()
+    window_end: int = epoch_ms()
     doors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     credential_kind: str = Field(max_length=8)  # pin | qr | card
     credential_value: Optional[str] = Field(default=None, max_length=128)  # None once anonymised
-    valid_from: int = _ms()  # window_start less the lead time
-    valid_until: int = _ms()  # window_end
-    revoked_at: Optional[int] = _ms(nullable=True)
-    checked_in_at: Optional[int] = _ms(nullable=True)
-    checked_out_at: Optional[int] = _ms(nullable=True)
+    valid_from: int = epoch_ms()  # window_start less the lead time
+    valid_until: int = epoch_ms()  # window_end
+    revoked_at: Optional[int] = epoch_ms(nullable=True)
+    checked_in_at: Optional[int] = epoch_ms(nullable=True)
+    checked_out_at: Optional[int] = epoch_ms(nullable=True)
     checkout_reason: Optional[str] = Field(default=None, max_length=16)  # exit_reader | window_end
-    anonymised_at: Optional[int] = _ms(nullable=True)
-    created_at: int = _ms()
+    anonymised_at: Optional[int] = epoch_ms(nullable=True)
+    created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
 
 
@@ -302,7 +303,7 @@ class VisitorBlock(SQLModel, table=True):
     name: Optional[str] = Field(default=None, max_length=200)
     phone: Optional[str] = Field(default=None, max_length=40)
     reason: str = Field(default="", max_length=500)
-    created_at: int = _ms()
+    created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
 
 
@@ -314,7 +315,7 @@ class VisitNotification(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     visit_id: int = Field(index=True)
     host_person_id: str = Field(max_length=64)
-    time: int = _ms()
+    time: int = epoch_ms()
     kind: str = Field(default="visitor_arrived", max_length=32)
     delivered: bool = Field(default=False, index=True)
 
@@ -328,73 +329,6 @@ class AccessSchedule(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     windows: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # weekday -> [[start, end]]
     holidays_closed: bool = True
-
-
-class Vehicle(SQLModel, table=True):
-    id: str = Field(primary_key=True, max_length=64)
-    plate: str = Field(max_length=32)
-    device_id: Optional[str] = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
-    driver: Optional[str] = Field(default=None, max_length=100)  # a person id, or a name
-    name: str = Field(default="", max_length=200)
-    created_at: int = _ms()
-    updated_at: int = _ms()
-
-
-class TripRow(SQLModel, table=True):
-    """A trip as last computed from the vehicle's fixes; recomputed when late fixes land inside it."""
-
-    __tablename__ = "trip"
-    __table_args__ = (Index("ix_trip_vehicle_start", "vehicle_id", "start_time"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    vehicle_id: str = Field(max_length=64)
-    start_time: int = _ms()
-    end_time: int = _ms()
-    start_lat: float
-    start_lon: float
-    end_lat: float
-    end_lon: float
-    distance_km: float
-    distance_source: str = Field(max_length=16)
-    max_speed_kmh: Optional[float] = None
-    avg_speed_kmh: Optional[float] = None
-    point_count: int
-    booking_id: Optional[int] = None
-    flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    computed_at: int = _ms()
-
-
-class Booking(SQLModel, table=True):
-    __table_args__ = (Index("ix_booking_vehicle_start", "vehicle_id", "start_time"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    vehicle_id: str = Field(max_length=64)
-    person: str = Field(max_length=100)
-    start_time: int = _ms()
-    end_time: int = _ms()
-    purpose: str = Field(default="", max_length=500)
-    created_at: int = _ms()
-    created_by: str = Field(default="", max_length=100)
-
-
-class Geofence(SQLModel, table=True):
-    id: str = Field(primary_key=True, max_length=64)
-    name: str = Field(default="", max_length=200)
-    shape: dict = Field(sa_column=Column(JSON, nullable=False))  # {"circle": {...}} or {"polygon": [...]}
-    dwell_s: int = 60
-
-
-class GeofenceEventRow(SQLModel, table=True):
-    __tablename__ = "geofence_event"
-    __table_args__ = (Index("ix_geofence_event_vehicle_time", "vehicle_id", "time"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    vehicle_id: str = Field(max_length=64)
-    fence_id: str = Field(max_length=64)
-    kind: str = Field(max_length=8)  # enter | exit
-    time: int = _ms()
-    lat: float
-    lon: float
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -418,7 +352,7 @@ class OutboxEntry(SQLModel, table=True):
     payload: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: read at send time
     state: str = Field(default="pending", max_length=12)
     attempts: int = 0
-    next_attempt: int = _ms(server_default="0")
+    next_attempt: int = epoch_ms(server_default="0")
     last_error: str = Field(default="", max_length=1000)
-    created_at: int = _ms()
-    delivered_at: Optional[int] = _ms(nullable=True)
+    created_at: int = epoch_ms()
+    delivered_at: Optional[int] = epoch_ms(nullable=True)

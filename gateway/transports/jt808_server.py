@@ -100,8 +100,12 @@ class Jt808Server:
         try:
             frame = jt808.parse_frame(content)
         except DecodeError as exc:
+            self.metrics.jt808_frames.labels("unparseable").inc()
             await self._dead(content, session.device, exc.reason, exc.detail, session)
             return None
+        # Real terminals send wrong checksums and lengths: counted here, accepted or not by policy below.
+        problem = "bad_checksum" if not frame.checksum_ok else "bad_length" if not frame.length_ok else "none"
+        self.metrics.jt808_frames.labels(problem).inc()
         session.serial = (session.serial + 1) & 0xFFFF
         device = self.registry.by_identity("jt808", frame.phone)
         if device is None:
@@ -153,7 +157,7 @@ class Jt808Server:
     async def _commit(self, item: Inbound) -> bool:
         assert self._acker is not None
         item.acker, item.token = self._acker, self._acker.future()
-        if not await submit(self.queue, item):
+        if not await submit(self.queue, item, COMMIT_TIMEOUT_S):
             return False
         try:
             return await asyncio.wait_for(item.token, COMMIT_TIMEOUT_S)

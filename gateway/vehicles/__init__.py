@@ -66,20 +66,21 @@ Cost: one sort plus one pass; the window is rescanned only when a stop is confir
 the vehicle is back within 200 m of where it was 3 min earlier. Distances against the
 200 m bound use a flat-earth formula (error < 0.3 m at 200 m, see trips.py).
 
-Bookings: ``match_bookings(trips, bookings, now_ms, vehicle_id=None) -> (trips,
-checks)``: each trip gets ``booking_id`` or the flag ``no_booking``; each booking a
-``BookingCheck(booking_id, status, trip_indices)`` with status ``used``, ``no_trip`` or
-``pending``. Intervals are [start, end); the rules are in its docstring.
+Bookings (:mod:`gateway.vehicles.bookings`): ``match_bookings(trips, bookings, now_ms,
+vehicle_id=None) -> (trips, checks)``: each trip gets ``booking_id`` or the flag
+``no_booking``; each booking a ``BookingCheck(booking_id, status, trip_indices)`` with
+status ``used``, ``no_trip`` or ``pending``. Intervals are [start, end); the rules are in
+its docstring.
 
 Geofences: :mod:`gateway.vehicles.geofence`. GPX and GeoJSON: :mod:`gateway.vehicles.export`.
 """
 
+from .bookings import BOOKING_STATUSES, Booking, BookingCheck, match_bookings
 from .export import iso_utc, trips_geojson_dict, trips_to_geojson, trips_to_gpx
 from .geofence import CircleFence, GeofenceEvent, PolygonFence, geofence_events
 from .trips import (
-    BOOKING_STATUSES, DEFAULT_SETTINGS, FILTER_REASONS, Booking, BookingCheck, Point, Stop,
-    Trip, TripResult, TripSettings, detect, filter_points, haversine_m, match_bookings,
-    trips_from_fixes,
+    DEFAULT_SETTINGS, FILTER_REASONS, Point, Stop, Trip, TripResult, TripSettings, detect,
+    filter_points, haversine_m, trips_from_fixes,
 )
 
 __all__ = [

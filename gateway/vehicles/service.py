@@ -23,7 +23,8 @@ from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow,
 from gateway.timeutil import iso_utc
 from gateway.uplink.outbox import Outbox
 from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
-from gateway.vehicles.trips import Booking, Point, Trip, TripSettings, filter_points, detect, match_bookings
+from gateway.vehicles.bookings import Booking, match_bookings
+from gateway.vehicles.trips import Point, Trip, TripSettings, filter_points, detect
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Trips and stops from one vehicle's GPS fixes; bookings matched to trips.
+"""Trips and stops from one vehicle's GPS fixes (bookings: :mod:`gateway.vehicles.bookings`).
 
 Pure: no I/O, no clock, no database. The contract (rules, units, choices) is in the
 package docstring, :mod:`gateway.vehicles`.
@@ -7,24 +7,20 @@ package docstring, :mod:`gateway.vehicles`.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
 
 __all__ = [
-    "BOOKING_STATUSES", "DEFAULT_SETTINGS", "FILTER_REASONS", "Booking", "BookingCheck",
-    "Point", "Stop", "Trip", "TripResult", "TripSettings", "detect", "filter_points",
-    "haversine_m", "match_bookings", "trips_from_fixes",
+    "DEFAULT_SETTINGS", "FILTER_REASONS", "Point", "Stop", "Trip", "TripResult", "TripSettings",
+    "detect", "filter_points", "haversine_m", "trips_from_fixes",
 ]
 
 INVALID, ZERO_POSITION, DUPLICATE_TIME = "invalid", "zero_position", "duplicate_time"
 FUTURE_TIME, IMPLAUSIBLE_SPEED = "future_time", "implausible_speed"
 #: Every reason filter_points can give for setting a fix aside, in the order they are checked.
 FILTER_REASONS = (INVALID, ZERO_POSITION, FUTURE_TIME, DUPLICATE_TIME, IMPLAUSIBLE_SPEED)
-#: Every value BookingCheck.status can take.
-BOOKING_STATUSES = ("used", "no_trip", "pending")
 
 EARTH_RADIUS_M = 6_371_008.8  # mean radius: the sphere every distance here is measured on
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180  # metres per degree of latitude
@@ -396,67 +392,3 @@ def trips_from_fixes(
     kept, rejected = filter_points(points, settings, now_ms)
     trips, stops = detect(kept, settings)
     return TripResult(kept, rejected, trips, stops)
-
-
-# --- bookings -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Booking:
-    id: str
-    vehicle_id: str
-    person: str  # who booked the vehicle
-    start_ms: int
-    end_ms: int
-    purpose: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BookingCheck:
-    booking_id: str
-    status: str  # one of BOOKING_STATUSES
-    trip_indices: tuple[int, ...] = ()  # trips matched to this booking
-
-
-def match_bookings(
-    trips: Sequence[Trip], bookings: Iterable[Booking], now_ms: int, vehicle_id: str | None = None
-) -> tuple[list[Trip], list[BookingCheck]]:
-    """Each trip gets a booking_id or the flag "no_booking"; each booking a status.
-
-    A trip's booking overlaps it (both taken as [start, end): a booking that ends as the
-    trip starts does not); preferred: one holding the trip's start (whoever had the car
-    when it left), then the longest overlap, then the earliest start, then the smallest
-    id. A booking is "used" when any trip overlaps it (even one matched to another
-    booking), otherwise "no_trip" once its end is at or before ``now_ms``, else "pending".
-    ``vehicle_id``, when given, ignores other vehicles' bookings.
-    """
-    chosen = sorted((b for b in bookings if vehicle_id is None or b.vehicle_id == vehicle_id),
-                    key=lambda b: (b.start_ms, b.id))  # fmt: skip
-    starts = [b.start_ms for b in chosen]
-    overlapped = [False] * len(chosen)
-    matched: dict[str, list[int]] = {b.id: [] for b in chosen}
-    out: list[Trip] = []
-    for k, trip in enumerate(trips):
-        best, best_key = None, None
-        ts, te = trip.start_ms, trip.end_ms
-        for m in range(bisect_right(starts, te)):  # bookings starting after it cannot overlap
-            b = chosen[m]
-            holds_start = b.start_ms <= ts < b.end_ms
-            if not holds_start and not (b.start_ms < te and ts < b.end_ms):
-                continue
-            overlapped[m] = True
-            overlap = min(b.end_ms, te) - max(b.start_ms, ts)
-            key = (holds_start, overlap, -b.start_ms)
-            if best_key is None or key > best_key:  # equal keys: the earlier (smaller id) stays
-                best, best_key = b, key
-        flags = tuple(f for f in trip.flags if f != "no_booking")  # matching again starts afresh
-        if best is None:
-            out.append(replace(trip, booking_id=None, flags=flags + ("no_booking",)))
-        else:
-            matched[best.id].append(k)
-            out.append(replace(trip, booking_id=best.id, flags=flags))
-    checks = []
-    for m, b in enumerate(chosen):
-        status = "used" if overlapped[m] else "no_trip" if b.end_ms <= now_ms else "pending"
-        checks.append(BookingCheck(b.id, status, tuple(matched[b.id])))
-    return out, checks
