@@ -3,10 +3,8 @@
 One `OsdpLine` owns one serial port (a pyserial port URL) carrying one or
 more readers (OSDP addresses), each with its own 16-byte Secure Channel base
 key. The OSDP protocol itself (framing, Secure Channel, state machines) is
-libosdp's; this module is the plumbing around it:
+libosdp's; this module runs the line around it:
 
-- a pyserial-backed `osdp.Channel` whose read/write never block (they run
-  inside libosdp's refresh, holding the GIL for every reader on the line);
 - its own refresh thread: refresh() every few milliseconds instead of the
   stock 20 ms loop, so each reader is polled as fast as libosdp allows
   (about 17 polls/s per reader, its 50 ms poll interval);
@@ -15,20 +13,14 @@ libosdp's; this module is the plumbing around it:
   collected from libosdp's queue after refresh() returns and handed to
   `on_event(address, event)` on a dispatcher thread (or an asyncio loop), so
   callbacks run outside libosdp's lock and may call `grant()` themselves;
-- Secure Channel is enforced (`LibFlag.EnforceSecure`); events from a reader
-  without an active Secure Channel are dropped and counted;
-- install mode, per reader and one-shot: `install(address)` lets a reader
-  without a key take this line's key once over the default key (SCBK-D),
-  then enforcement is switched back on;
 - recovery: the port reopens by itself after it disappears (adapter
-  unplugged, pty closed) and a new control panel is built; a reader that went
-  offline is retried with backoff instead of libosdp's fixed 300 s wait;
-- a door command is executed promptly or not at all: commands older than
-  `command_timeout` are not sent, and unacknowledged ones are flushed from
-  libosdp's queue so a strike never fires minutes late;
-- libosdp's C logging (stderr by default) is routed into Python logging
-  (`gateway.transports.osdp_cp.libosdp`), per line, which also tells a
-  refused Secure Channel (wrong key) apart from a silent reader.
+  unplugged, pty closed) and a new control panel is built.
+
+Alongside: osdp_readers follows each reader's link (Secure Channel
+enforcement, install mode, retries), osdp_submissions makes a door command
+run promptly or not at all, osdp_support holds the non-blocking serial
+channel and routes libosdp's C logging into Python logging
+(`gateway.transports.osdp_cp.libosdp`).
 """
 
 from __future__ import annotations
@@ -36,13 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import osdp
@@ -50,73 +39,14 @@ import serial
 
 from gateway.backoff import Backoff
 from gateway.devices import osdp_commands as door_commands
-from gateway.transports.osdp_support import LibosdpLog, SerialChannel, default_osdp_log_level
+from gateway.transports.osdp_readers import LineReaders
+from gateway.transports.osdp_submissions import Submission
+from gateway.transports.osdp_support import LibosdpLog, SerialChannel, default_osdp_log_level, liblog
 
 log = logging.getLogger(__name__)
-liblog = logging.getLogger(__name__ + ".libosdp")
 
 EventCallback = Callable[[int, dict], Any]
 StatusCallback = Callable[[int, dict], Any]
-
-
-# --------------------------------------------------------------------------
-# The line
-# --------------------------------------------------------------------------
-
-
-class _Ticket:
-    """One submission (grant, deny, raw commands) and its Future."""
-
-    def __init__(self, address: int, commands: list[tuple[dict, bool]], what: str) -> None:
-        self.address = address
-        self.commands = commands  # (command dict, required for success)
-        self.what = what
-        self.created = time.monotonic()
-        self.future: Future[bool] = Future()
-        self.required_left = sum(1 for _, required in commands if required)
-        self.failed_optional: list[str] = []
-
-    @property
-    def done(self) -> bool:
-        return self.future.done()
-
-    def resolve(self, ok: bool, why: str = "") -> None:
-        if self.future.done():
-            return
-        if not ok:
-            log.warning("OSDP %s for reader %d failed: %s", self.what, self.address, why)
-        self.future.set_result(ok)
-
-
-@dataclass
-class _Reader:
-    address: int
-    scbk: bytes
-    online: bool = False
-    secure: bool = False
-    installing: bool = False
-    install_deadline: float | None = None
-    saw_scbkd: bool = False
-    sc_failures: int = 0
-    last_sc_failure: float | None = None
-    last_error: str | None = None
-    last_online: float | None = None
-    since: float = field(default_factory=time.monotonic)
-    events: int = 0
-    dropped_insecure: int = 0
-    commands_ok: int = 0
-    commands_failed: int = 0
-    retry: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=30.0))
-    retry_at: float | None = None
-    disabling: bool = False
-    pending: deque = field(default_factory=deque)  # (command id, ticket, required)
-
-
-def _key(value: bytes | str) -> bytes:
-    key = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
-    if len(key) != 16:
-        raise ValueError("an OSDP Secure Channel base key is 16 bytes (32 hex characters)")
-    return key
 
 
 class OsdpLine:
@@ -164,10 +94,12 @@ class OsdpLine:
         self.poll_interval = poll_interval
         self.command_timeout = command_timeout
         self.osdp_log_level = default_osdp_log_level(liblog) if osdp_log_level is None else osdp_log_level
-        self.addresses = [int(a) for a in readers]
-        self._readers = {int(a): _Reader(int(a), _key(k)) for a, k in readers.items()}
-        for r in self._readers.values():
-            r.retry = Backoff(initial=1.0, maximum=retry_max)
+        self._state_lock = threading.Lock()
+        self._readers = LineReaders(
+            port, readers, retry_max=retry_max, state_lock=self._state_lock,
+            on_event=self._reader_event, on_change=self._reader_changed,
+        )  # fmt: skip
+        self.addresses = self._readers.addresses
 
         self.connected = threading.Event()
         self.opens = 0
@@ -181,12 +113,11 @@ class OsdpLine:
         self._dispatch: queue.SimpleQueue = queue.SimpleQueue()
         self._completions: list[tuple[int, dict, int]] = []
         self._stop = threading.Event()
-        self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self._log = LibosdpLog(self._on_libosdp_log, tag=f"osdp-cp {port}")
         for address in install:
-            self._open_install(self._reader(address), time.monotonic(), install_window)
+            self._readers.open_install(address, time.monotonic(), install_window)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -220,42 +151,21 @@ class OsdpLine:
 
     # -- status -------------------------------------------------------------
 
-    def _reader(self, address: int) -> _Reader:
-        try:
-            return self._readers[int(address)]
-        except KeyError:
-            raise KeyError(f"no OSDP reader {address} on {self.port}") from None
-
     def online(self, address: int) -> bool:
-        return self._reader(address).online
+        return self._readers[address].online
 
     def secure(self, address: int) -> bool:
         """Online with a Secure Channel on this line's key (never the default key)."""
-        return self._reader(address).secure
+        return self._readers[address].secure
 
     def installing(self, address: int) -> bool:
-        return self._reader(address).installing
+        return self._readers[address].installing
 
     def status(self, address: int) -> dict:
-        r = self._reader(address)
+        r = self._readers[address]
         with self._state_lock:
-            if not self.connected.is_set():
-                reason = f"line down: {self.last_line_error or 'not open yet'}"
-            elif r.secure:
-                reason = None
-            elif r.online:
-                reason = "online without a secure channel"
-            elif r.last_sc_failure is not None and (r.last_online is None or r.last_sc_failure > r.last_online):
-                reason = "secure channel refused (wrong key, or reader not keyed and not in install mode)"
-            else:
-                reason = "no response"
-            return {
-                "address": r.address, "port": self.port, "online": r.online, "secure": r.secure,
-                "installing": r.installing, "reason": reason, "sc_failures": r.sc_failures,
-                "last_error": r.last_error, "events": r.events, "dropped_insecure": r.dropped_insecure,
-                "commands_ok": r.commands_ok, "commands_failed": r.commands_failed,
-                "since": r.since,
-            }  # fmt: skip
+            line_down = None if self.connected.is_set() else (self.last_line_error or "not open yet")
+            return r.status(self.port, line_down)
 
     def statuses(self) -> dict[int, dict]:
         return {a: self.status(a) for a in self.addresses}
@@ -295,24 +205,24 @@ class OsdpLine:
         return self._submit(address, [(dict(c), True) for c in commands], "commands")
 
     def _submit(self, address: int, commands: list[tuple[dict, bool]], what: str) -> Future[bool]:
-        self._reader(address)
-        ticket = _Ticket(int(address), commands, what)
+        self._readers[address]  # KeyError for an address not on this line
+        submission = Submission(int(address), commands, what)
         if self._stop.is_set() or self._thread is None:
-            ticket.resolve(False, "line not running")
+            submission.resolve(False, "line not running")
         else:
-            self._ops.put(("submit", ticket))
-        return ticket.future
+            self._ops.put(("submit", submission))
+        return submission.future
 
     def install(self, address: int, window: float | None = None) -> None:
         """Open the install window for one reader: if it has no key yet, it may take this line's
         key once, over the default key (SCBK-D). The window closes (Secure Channel enforced
         again) as soon as the reader is secure on the line's key, or after `window` seconds.
         Use it only while the reader is being installed: SCBK-D is public."""
-        self._reader(address)
+        self._readers[address]
         self._ops.put(("install", int(address), self.install_window if window is None else window))
 
     def cancel_install(self, address: int) -> None:
-        self._reader(address)
+        self._readers[address]
         self._ops.put(("cancel_install", int(address)))
 
     # -- refresh thread -----------------------------------------------------
@@ -339,7 +249,7 @@ class OsdpLine:
                 except (serial.SerialException, OSError) as exc:
                     log.debug("closing %s: %s", self.port, exc)
                 self.connected.clear()
-                self._all_offline()
+                self._readers.line_lost(stopping=self._stop.is_set())
             if not self._stop.is_set():
                 self._idle(reopen.next())
 
@@ -350,17 +260,8 @@ class OsdpLine:
             self._drain_ops(None, time.monotonic())
             self._stop.wait(min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def _flags(self, r: _Reader) -> list[int]:
-        flags = [osdp.LibFlag.EnableNotification]
-        if not r.installing:
-            flags.append(osdp.LibFlag.EnforceSecure)
-        return flags
-
     def _make_cp(self, channel: SerialChannel) -> osdp.ControlPanel:
-        infos = [
-            osdp.PDInfo(a, channel, scbk=self._readers[a].scbk, name=f"reader-{a}", flags=self._flags(self._readers[a]))
-            for a in self.addresses
-        ]
+        infos = self._readers.pd_infos(channel)
 
         def factory() -> osdp.ControlPanel:
             return osdp.ControlPanel(
@@ -381,10 +282,7 @@ class OsdpLine:
         self.connected.set()
         log.info("OSDP line %s open (readers %s)", self.port, ", ".join(map(str, self.addresses)))
         now = time.monotonic()
-        for r in self._readers.values():
-            r.retry.reset()
-            r.retry_at = now + r.retry.next()
-            r.disabling = False
+        self._readers.line_opened(now)
         window_start, window_refreshes, window_tx = now, self.refreshes, 0
         while not self._stop.is_set():
             now = time.monotonic()
@@ -406,7 +304,7 @@ class OsdpLine:
             time.sleep(self.poll_interval)
 
     def _update_rates(self, dt: float, refreshes: int, tx: int) -> None:
-        n_online = sum(1 for r in self._readers.values() if r.online) or 1
+        n_online = self._readers.online_count() or 1
         self._rate = {
             "refreshes_per_s": refreshes / dt,
             "tx_packets_per_s": tx / dt,
@@ -423,20 +321,9 @@ class OsdpLine:
             if kind == "submit":
                 self._do_submit(cp, op[1], now)
             elif kind == "install":
-                r = self._readers[op[1]]
-                if r.secure:
-                    log.info(
-                        "OSDP reader %d on %s is already secure on its key; no install needed", r.address, self.port
-                    )
-                    continue
-                self._open_install(r, now, op[2])
-                if cp is not None:
-                    cp.clear_flag(r.address, osdp.LibFlag.EnforceSecure)
-                    self._retry_now(cp, r)
+                self._readers.request_install(cp, op[1], now, op[2])
             elif kind == "cancel_install":
-                r = self._readers[op[1]]
-                if r.installing:
-                    self._close_install(cp, r, "cancelled")
+                self._readers.cancel_install(cp, op[1])
 
     def _fail_queued_ops(self, why: str) -> None:
         while True:
@@ -447,56 +334,18 @@ class OsdpLine:
             if op[0] == "submit":
                 op[1].resolve(False, why)
 
-    def _open_install(self, r: _Reader, now: float, window: float) -> None:
-        r.installing = True
-        r.saw_scbkd = False
-        r.install_deadline = now + window
-        log.warning(
-            "OSDP reader %d on %s: install window open for %.0f s (a reader without a key may take it over SCBK-D)",
-            r.address, self.port, window,
-        )  # fmt: skip
-        self._notify_status(r)
-
-    def _close_install(self, cp: osdp.ControlPanel | None, r: _Reader, why: str) -> None:
-        r.installing = False
-        r.install_deadline = None
-        if cp is not None:
-            cp.set_flag(r.address, osdp.LibFlag.EnforceSecure)
-            if r.online and not r.secure:
-                self._retry_now(cp, r)  # drop an insecure session now that enforcement is back
-        log.info("OSDP reader %d on %s: install window closed (%s)", r.address, self.port, why)
-        self._notify_status(r)
-
-    def _retry_now(self, cp: osdp.ControlPanel, r: _Reader) -> None:
-        """Restart a reader's state machine: disable it, then enable it once libosdp has."""
-        if not r.disabling and cp.disable_pd(r.address):
-            r.disabling = True
-
-    def _do_submit(self, cp: osdp.ControlPanel | None, ticket: _Ticket, now: float) -> None:
-        r = self._readers[ticket.address]
+    def _do_submit(self, cp: osdp.ControlPanel | None, submission: Submission, now: float) -> None:
+        r = self._readers[submission.address]
         if cp is None or not self.connected.is_set():
-            ticket.resolve(False, "line down")
+            submission.resolve(False, "line down")
             return
-        if now - ticket.created > self.command_timeout:
-            ticket.resolve(False, "too old to execute")
+        if now - submission.created > self.command_timeout:
+            submission.resolve(False, "too old to execute")
             return
         if not r.secure:
-            ticket.resolve(False, "reader not online with a secure channel")
+            submission.resolve(False, "reader not online with a secure channel")
             return
-        for cmd, required in ticket.commands:
-            if cp.submit_command(r.address, cmd):
-                if self._has_completion:
-                    r.pending.append((cmd.get("command"), ticket, required))
-                elif required:
-                    ticket.required_left -= 1
-            elif required:
-                r.commands_failed += 1
-                ticket.resolve(False, "libosdp refused the command")
-                return
-            else:
-                ticket.failed_optional.append(str(cmd.get("command")))
-        if ticket.required_left <= 0:
-            ticket.resolve(True)
+        r.commands.send(cp, r.address, submission, track_completion=self._has_completion)
 
     def _on_completion(self, address: int, command: dict, status: int) -> None:
         # Runs inside refresh(), under libosdp's lock: record only.
@@ -505,122 +354,18 @@ class OsdpLine:
     def _after_refresh(self, cp: osdp.ControlPanel, now: float) -> None:
         completions, self._completions = self._completions, []
         for address, command, status in completions:
-            self._complete(address, command, status)
-
-        online_bits, sc_bits = cp.status(), cp.sc_status()
-        for idx, address in enumerate(self.addresses):
-            r = self._readers[address]
-            online = bool(online_bits >> idx & 1)
-            secure = online and bool(sc_bits >> idx & 1)
-            self._track(cp, r, online, secure, now)
-            while (event := cp.get_event(address, timeout=-1)) is not None:
-                self._handle_event(r, event)
-            if r.pending and now - r.pending[0][1].created > self.command_timeout:
-                self._flush(cp, r, "not acknowledged in time")
-            if r.disabling and not cp.is_pd_enabled(address):
-                cp.enable_pd(address)
-                r.disabling = False
-            if not r.online and not r.disabling and r.retry_at is not None and now >= r.retry_at:
-                log.debug("OSDP reader %d on %s offline; retrying", address, self.port)
-                self._retry_now(cp, r)
-                r.retry_at = now + r.retry.next()
-            if r.installing and r.install_deadline is not None and now > r.install_deadline:
-                self._close_install(cp, r, "window expired without a key exchange")
-
-    def _track(self, cp: osdp.ControlPanel, r: _Reader, online: bool, secure: bool, now: float) -> None:
-        if (online, secure) == (r.online, r.secure):
-            return
-        was_online = r.online
-        with self._state_lock:
-            r.online, r.secure, r.since = online, secure, now
-            if online:
-                r.last_online = now
-        if secure:
-            r.retry.reset()
-            r.retry_at = None
-            log.info("OSDP reader %d on %s online, secure channel active", r.address, self.port)
-            if r.installing:
-                how = "took the line's key over SCBK-D" if r.saw_scbkd else "already had the line's key"
-                self._close_install(cp, r, f"reader {how}")
-        elif online:
-            log.warning("OSDP reader %d on %s online WITHOUT a secure channel", r.address, self.port)
-        else:
-            log.warning("OSDP reader %d on %s offline", r.address, self.port)
-            r.retry_at = now + r.retry.next()
-        if was_online and not online:
-            self._flush(cp, r, "reader went offline")
-        self._notify_status(r)
-
-    def _flush(self, cp: osdp.ControlPanel, r: _Reader, why: str) -> None:
-        """Drop every queued command of a reader: a strike must not fire late."""
-        if r.pending:
-            cp.flush_commands(r.address)
-        while r.pending:
-            _, ticket, required = r.pending.popleft()
-            if required:
-                r.commands_failed += 1
-            ticket.resolve(False, why)
-
-    def _complete(self, address: int, command: dict, status: int) -> None:
-        r = self._readers.get(address)
-        if r is None:
-            return
-        cmd_id = command.get("command") if isinstance(command, dict) else None
-        for i, (pending_id, ticket, required) in enumerate(r.pending):
-            if pending_id == cmd_id:
-                del r.pending[i]
-                break
-        else:
-            return  # one of libosdp's own (KEYSET during install)
-        ok = status == osdp.CompletionStatus.Ok
-        if required:
-            if ok:
-                r.commands_ok += 1
-                ticket.required_left -= 1
-                if ticket.required_left <= 0:
-                    ticket.resolve(True)
-            else:
-                r.commands_failed += 1
-                ticket.resolve(False, f"reader answered with completion status {status}")
-        elif not ok:
-            log.warning("OSDP reader %d: feedback command %s not acknowledged (%s)", address, cmd_id, status)
-
-    def _handle_event(self, r: _Reader, event: dict) -> None:
-        kind = event.get("event")
-        if kind == osdp.Event.Notification:
-            if event.get("type") == osdp.EventNotification.SecureChannelStatus and event.get("arg1"):
-                r.saw_scbkd = True
-            return
-        if not r.secure:
-            r.dropped_insecure += 1
-            log.warning("OSDP reader %d on %s: event dropped, no secure channel: %r", r.address, self.port, event)
-            return
-        r.events += 1
-        if self.on_event is not None:
-            self._post(self.on_event, r.address, event)
-
-    def _notify_status(self, r: _Reader) -> None:
-        if self.on_status is not None:
-            self._post(self.on_status, r.address, self.status(r.address))
-
-    def _all_offline(self) -> None:
-        now = time.monotonic()
-        for r in self._readers.values():
-            while r.pending:
-                _, ticket, _ = r.pending.popleft()
-                ticket.resolve(False, "line lost")
-            r.disabling = False
-            if r.online or r.secure:
-                with self._state_lock:
-                    r.online = r.secure = False
-                    r.since = now
-                if self._stop.is_set():
-                    log.info("OSDP reader %d on %s offline (line stopped)", r.address, self.port)
-                else:
-                    log.warning("OSDP reader %d on %s offline (line down)", r.address, self.port)
-                self._notify_status(r)
+            self._readers.complete(address, command, status)
+        self._readers.update(cp, now, self.command_timeout)
 
     # -- dispatch (outside libosdp) ------------------------------------------
+
+    def _reader_event(self, address: int, event: dict) -> None:
+        if self.on_event is not None:
+            self._post(self.on_event, address, event)
+
+    def _reader_changed(self, address: int) -> None:
+        if self.on_status is not None:
+            self._post(self.on_status, address, self.status(address))
 
     def _post(self, fn: Callable, address: int, payload: dict) -> None:
         if self.loop is not None:
@@ -646,17 +391,7 @@ class OsdpLine:
 
     # -- libosdp log lines (called from C, on the refresh thread) ------------
 
-    _PD_NAME = re.compile(r"PD-(\d+)")
-    _SC_REFUSED = re.compile(r"(CHLNG|SCRYPT) failed|Failed to set SCBK|SC Failed\. Online without SC")
-
     def _on_libosdp_log(self, name: str, level: int, msg: str) -> None:
-        m = self._PD_NAME.search(name)
-        address = int(m.group(1)) if m else None
-        r = self._readers.get(address) if address is not None else None
-        if r is not None and level >= logging.ERROR:
-            r.last_error = msg
-        if r is not None and self._SC_REFUSED.search(msg):
-            r.sc_failures += 1
-            r.last_sc_failure = time.monotonic()
+        address = self._readers.note_libosdp_log(name, level, msg)
         where = f"reader {address}" if address is not None else "cp"
         liblog.log(level, "%s %s: %s", self.port, where, msg)
