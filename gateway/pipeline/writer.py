@@ -315,10 +315,11 @@ _ACCESS = {name: i for i, name in enumerate(COLUMNS["access"])}
 
 
 def _order_key(kind: str, row: tuple[Any, ...]) -> str:
-    """Whose records must reach the platform in order: the person's, else the device user's or door's."""
+    """Whose records must reach the platform in order. A punch goes in order with the other punches of
+    its device user (a person as one terminal knows them): unlike the person it resolves to, that never
+    changes, so a punch stored before its person was known stays in line."""
     if kind == "punch":
-        person = row[_PUNCH["person_id"]]
-        return f"person:{person}" if person else f"user:{row[_PUNCH['device_id']]}/{row[_PUNCH['user']]}"
+        return f"user:{row[_PUNCH['device_id']]}/{row[_PUNCH['user']]}"
     holder = row[_ACCESS["person_id"]] or row[_ACCESS["visitor_id"]]
     return f"holder:{holder}" if holder else f"door:{row[_ACCESS['door']]}"
 

@@ -125,6 +125,8 @@ class SinkWorker:
                 held.add(r.order_key)
                 continue
             due.append(Entry(r.id, r.record_type, r.record_key, r.order_key, r.payload, r.state, r.attempts))
+            if r.state == "sending":
+                held.add(r.order_key)  # a send whose answer was lost: the rest of its key waits for the check
         return due
 
     def _mark_sending(self, ids: list[int]) -> None:
@@ -132,8 +134,8 @@ class SinkWorker:
         with self.engine.begin() as conn:
             conn.execute(update(OutboxEntry.__table__).where(t.id.in_(ids)).values(state="sending"))
 
-    def _settle(self, results: list[tuple[Entry, Outcome]]) -> None:
-        """Write each entry's outcome; all in one commit."""
+    def _settle(self, results: list[tuple[Entry, Outcome]], unsent: list[Entry] = ()) -> None:
+        """Write each entry's outcome, and put `unsent` entries back in line; all in one commit."""
         now = int(time.time() * 1000)
         t = OutboxEntry.__table__.c
         delivered = [{"eid": e.id} for e, o in results if o.status == "delivered"]
@@ -147,6 +149,8 @@ class SinkWorker:
             retry.append({"eid": e.id, "err": o.detail[:1000], "at": now + int(wait * 1000), "st": state})
         table = OutboxEntry.__table__
         with self.engine.begin() as conn:
+            if unsent:
+                conn.execute(update(table).where(t.id.in_([e.id for e in unsent])).values(state="pending"))
             if delivered:
                 conn.execute(update(table).where(t.id == bindparam("eid"))
                              .values(state="delivered", delivered_at=now, last_error=""), delivered)  # fmt: skip
@@ -195,26 +199,28 @@ class SinkWorker:
             for item in ready:
                 by_key[item[0].order_key].append(item)
             groups = await asyncio.gather(*(self._one_by_one(items) for items in by_key.values()))
-            results = [r for group in groups for r in group]
+            results = [r for sent, _ in groups for r in sent]
+            unsent = [e for _, waiting in groups for e in waiting]
         else:
-            results = []
-            size = self.sink.batch_size
+            results, unsent, size = [], [], self.sink.batch_size
             for start in range(0, len(ready), size):
                 chunk = ready[start : start + size]
                 outcomes = await self._call([record for _, record in chunk])
                 results += list(zip([e for e, _ in chunk], outcomes))
-        await asyncio.to_thread(self._settle, results)
+                if any(o.status == "retry" for o in outcomes):  # later batches would overtake it
+                    unsent = [e for e, _ in ready[start + size :]]
+                    break
+        await asyncio.to_thread(self._settle, results, unsent)
 
-    async def _one_by_one(self, items: list[tuple[Entry, dict]]) -> list[tuple[Entry, Outcome]]:
+    async def _one_by_one(self, items: list[tuple[Entry, dict]]) -> tuple[list[tuple[Entry, Outcome]], list[Entry]]:
+        """One key's records in order: (outcomes of those sent, those left unsent behind a retry)."""
         results = []
         for index, (entry, record) in enumerate(items):
             outcome = (await self._call([record]))[0]
             results.append((entry, outcome))
             if outcome.status == "retry":  # the rest of this key waits behind it, unsent
-                results += [(e, Outcome("retry", "waiting for an earlier record", retry_after=0.0))
-                            for e, _ in items[index + 1 :]]  # fmt: skip
-                break
-        return results
+                return results, [e for e, _ in items[index + 1 :]]
+        return results, []
 
     async def _call(self, records: list[dict]) -> list[Outcome]:
         try:
