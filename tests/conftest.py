@@ -236,6 +236,17 @@ def dynsec_mqtt_settings() -> str:
     return f'device_auth = "dynsec"\nusername = "{BROKER_ADMIN[0]}"\npassword = "{BROKER_ADMIN[1]}"'
 
 
+@pytest.fixture(params=["mosquitto-dynsec", "embedded"])
+def secured(request: Any, gateway_factory: Any) -> tuple[GatewayProcess, int]:
+    """(gateway, MQTT port) with device logins enforced: mosquitto's dynamic security plugin, or the
+    embedded broker's own check."""
+    if request.param == "embedded":
+        gw = gateway_factory("embedded").start()
+        return gw, gw.mqtt_port
+    broker = request.getfixturevalue("secured_mosquitto")
+    return gateway_factory(broker.url, mqtt_extra=dynsec_mqtt_settings()).start(), broker.port
+
+
 @pytest.fixture
 def gateway(mosquitto: Mosquitto, gateway_factory: Any) -> GatewayProcess:
     return gateway_factory(mosquitto.url).start()

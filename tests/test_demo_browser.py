@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port, wait_for
-from tests.test_dashboard_browser import chromium, screenshot  # noqa: F401 - the fixture is used by name
+from tests.test_dashboard_browser import chromium, screenshot, sign_in  # noqa: F401 - the fixture is used by name
 
 TOKEN = "demo-browser-token"
 PAGES = ["/", "/dashboard/feed", "/dashboard/attendance", "/dashboard/visitors", "/dashboard/vehicles",
@@ -77,19 +77,6 @@ def demo(tmp_path):
     office.http.close()
 
 
-def sign_in(browser, demo: Demo):
-    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-    page.set_default_timeout(20_000)
-    page.problems = []
-    page.on("pageerror", lambda error: page.problems.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
-    page.goto(f"{demo.base}/login")
-    page.fill("#token", TOKEN)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{demo.base}/")
-    return page
-
-
 def test_the_demo_office_in_the_dashboard_live_and_then_stopped(chromium, demo):  # noqa: F811
     demo.start("demo", "--rate", "2")
     simulated = {"att-json-01", "att-attlog-01", "zk-lobby", "reader-front", "reader-lab", "gps-van-1", "gps-van-2",
@@ -97,7 +84,7 @@ def test_the_demo_office_in_the_dashboard_live_and_then_stopped(chromium, demo):
     wait_for(lambda: simulated <= {d["id"] for d in demo.items("/api/v1/devices") if d["online"]}, 60, 0.5,
              what="every simulated device online")  # fmt: skip
 
-    page = sign_in(chromium, demo)
+    page = sign_in(chromium, demo, TOKEN)
     online = page.locator('#devices [data-state="online"]')
     assert page.locator("#devices tbody tr").count() == len(demo.items("/api/v1/devices"))
     assert online.count() >= len(simulated)
@@ -130,7 +117,7 @@ def test_the_demo_office_in_the_dashboard_live_and_then_stopped(chromium, demo):
 
     demo.stop()  # nothing live from here on: the same database under `gateway run`
     demo.start("run")
-    page = sign_in(chromium, demo)
+    page = sign_in(chromium, demo, TOKEN)
     for path in PAGES:
         answer = page.goto(f"{demo.base}{path}")
         assert answer is not None and answer.status == 200, path

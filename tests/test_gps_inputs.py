@@ -1,4 +1,4 @@
-"""GPS that is not JT/T 808: an NMEA receiver on a real pty pair, and OwnTracks over the embedded broker."""
+"""GPS that is not JT/T 808: an NMEA receiver on a real pty pair, and OwnTracks phones over MQTT."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import time
 import orjson
 
 from firmware_stubs.nmea_receiver import NmeaReceiver, along
-import pytest
-
-from tests.conftest import dynsec_mqtt_settings, wait_for
+from tests.conftest import wait_for
 from tests.mqtt_helpers import close, publish_all, publisher
 from tests.test_serial import PtyPair
 
@@ -51,16 +49,6 @@ def test_an_nmea_receiver_on_serial_gives_fixes_and_survives_a_pulled_cable(gate
     before = len(fixes(gw))
     wait_for(lambda: (receiver.tick(), len(fixes(gw)) > before + 2)[1], 20, 0.5, what="fixes after the replug")
     receiver.close()
-
-
-@pytest.fixture(params=["embedded", "mosquitto-dynsec"])
-def secured(request, gateway_factory):
-    """(gateway, MQTT port) with device logins enforced: the embedded broker, or mosquitto's dynsec plugin."""
-    if request.param == "embedded":
-        gw = gateway_factory("embedded").start()
-        return gw, gw.mqtt_port
-    broker = request.getfixturevalue("secured_mosquitto")
-    return gateway_factory(broker.url, mqtt_extra=dynsec_mqtt_settings()).start(), broker.port
 
 
 def test_owntracks_locations_from_a_phone(secured):

@@ -8,21 +8,10 @@ import orjson
 import pytest
 
 from firmware_stubs.mqtt_terminal import MqttTerminal
-from tests.conftest import dynsec_mqtt_settings, wait_for
+from tests.conftest import wait_for
 from tests.mqtt_helpers import close, publish_all, publisher
 
 PUNCH = b'{"type": "punch", "user": "%s", "time": "2026-11-27T09:00:00+08:00"}'
-
-
-@pytest.fixture(params=["mosquitto-dynsec", "embedded"])
-def secured(request, gateway_factory):
-    """(gateway, MQTT port) with device logins enforced by the broker."""
-    if request.param == "embedded":
-        gw = gateway_factory("embedded").start()
-        return gw, gw.mqtt_port
-    broker = request.getfixturevalue("secured_mosquitto")
-    gw = gateway_factory(broker.url, mqtt_extra=dynsec_mqtt_settings()).start()
-    return gw, broker.port
 
 
 def terminal(port: int, device: str, credentials: dict, **kw) -> MqttTerminal:

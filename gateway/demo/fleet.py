@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from gateway.app import Gateway
+from gateway.asyncutil import cancel_and_wait
 from gateway.config import SerialLine, Settings
 from gateway.demo.office import register
 
@@ -141,13 +142,7 @@ class DemoFleet:
                 await terminal.close()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         if self._receiver is not None:
             await asyncio.to_thread(self._receiver.close)
         self.nmea_link.close()

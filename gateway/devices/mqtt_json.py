@@ -17,7 +17,7 @@ from datetime import tzinfo
 
 import orjson
 
-from gateway.devices.base import Decoded
+from gateway.devices.base import Decoded, parse_json
 from gateway.devices.errors import DecodeError
 from gateway.events import AccessEvent, Fix, Punch, idempotency_key
 from gateway.timeutil import parse_device_time, to_epoch_ms
@@ -31,9 +31,6 @@ CREDENTIAL_KINDS = frozenset({"card", "pin", "qr"})
 RESULTS = frozenset({"granted", "denied", "pending"})
 # Stored as a signed 64-bit column; orjson hands out ints up to 2**64 - 1.
 _MAX_SEQ = 2**63 - 1
-
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
 
 
 class _Reject(Exception):
@@ -229,19 +226,7 @@ def _raw(element: object, payload: bytes) -> bytes:
 
 def decode(payload: bytes, device_id: str, tz: tzinfo) -> Decoded:
     """Decode one message; raises DecodeError only for a payload wrong as a whole."""
-    if type(payload) is not bytes:
-        if not isinstance(payload, (bytearray, memoryview)):
-            raise DecodeError("bad_shape", f"payload is a {type(payload).__name__}, not bytes", b"")
-        payload = bytes(payload)
-    try:
-        data = _loads(payload)
-    except _JSONDecodeError as exc:
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            raise DecodeError("bad_utf8", f"invalid UTF-8 at byte {uexc.start}", payload) from None
-        raise DecodeError("bad_json", str(exc)[:200], payload) from None
-
+    payload, data = parse_json(payload)
     if type(data) is dict:
         elements = (data,)
     elif type(data) is list:

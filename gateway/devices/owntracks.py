@@ -23,9 +23,8 @@ from __future__ import annotations
 import math
 from datetime import timezone, tzinfo
 
-import orjson
 
-from gateway.devices.base import Decoded
+from gateway.devices.base import Decoded, parse_json
 from gateway.devices.errors import DecodeError
 from gateway.events import Fix, idempotency_key
 from gateway.timeutil import TimeError, from_epoch_ms, offset_minutes
@@ -34,8 +33,6 @@ SOURCE = "owntracks"
 UTC = timezone.utc
 # Beyond this the phone has only a cell-tower guess; the fix is kept but flagged.
 LOW_ACCURACY_M = 500.0
-
-_loads = orjson.loads
 
 
 def _describe(value: object) -> str:
@@ -72,18 +69,7 @@ def _unknown_if_negative(value: float | None) -> float | None:
 
 def decode(payload: bytes, device_id: str, tz: tzinfo = UTC) -> Decoded:
     """One OwnTracks message; raises DecodeError for a message that is not usable as a whole."""
-    if type(payload) is not bytes:
-        if not isinstance(payload, (bytearray, memoryview)):
-            raise DecodeError("bad_shape", f"payload is a {type(payload).__name__}, not bytes", b"")
-        payload = bytes(payload)
-    try:
-        data = _loads(payload)
-    except orjson.JSONDecodeError as exc:
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            raise DecodeError("bad_utf8", f"invalid UTF-8 at byte {uexc.start}", payload) from None
-        raise DecodeError("bad_json", str(exc)[:200], payload) from None
+    payload, data = parse_json(payload)
     if type(data) is not dict:
         raise DecodeError("bad_shape", f"payload is a JSON {type(data).__name__}, not an object", payload)
 

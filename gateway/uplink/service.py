@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import Engine, and_, delete, func, select, update
 
 from gateway.api.access import shape_access
+from gateway.asyncutil import cancel_and_wait
 from gateway.api.records import shape_punch
 from gateway.config import Settings
 from gateway.metrics import Metrics
@@ -99,13 +100,7 @@ class Uplink:
             self._tasks.append(asyncio.create_task(self._monitor(), name="uplink monitor"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         for worker in self.workers.values():
             close = getattr(worker.sink, "close", None)
             if close is not None:
