@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 
-from gateway.api.deps import Actor, Page, admin_only, encode_cursor, page, read_devices, read_records, services
+from gateway.api.deps import Actor, Page, admin_only, page, paginated, read_devices, read_records, services
 
 router = APIRouter(prefix="/api/v1/uplink", tags=["uplink"])
 
@@ -23,10 +23,7 @@ def uplink_status(svc: Any = Depends(services)) -> dict[str, Any]:
 def parked_records(p: Page = Depends(page), svc: Any = Depends(services)) -> dict[str, Any]:
     """Records the platform refused as wrong (an unknown user, say), with its reason; fix the data, then retry."""
     rows = svc.uplink.parked(p.limit + 1, p.after_id)
-    more = len(rows) > p.limit
-    rows = rows[: p.limit]
-    return {"items": [{**r, "id": str(r["id"])} for r in rows],
-            "next": encode_cursor(rows[-1]["id"]) if more and rows else None}  # fmt: skip
+    return paginated(rows, p.limit, lambda r: {**r, "id": str(r["id"])}, key=lambda r: r["id"])
 
 
 @router.post("/parked/{entry_id}/retry", status_code=202)

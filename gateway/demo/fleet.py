@@ -11,15 +11,17 @@ import asyncio
 import logging
 import math
 import socket
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from sqlmodel import Session
 
 from gateway.app import Gateway
 from gateway.asyncutil import cancel_and_wait
 from gateway.config import SerialLine, Settings
 from gateway.demo.office import register
+from gateway.store.models import Geofence, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,6 @@ class DemoFleet:
         self.codes: dict[str, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._receiver: Any = None
-        self._stop = threading.Event()
 
     def configure(self, settings: Settings) -> None:
         if not settings.jt808.listen:
@@ -87,9 +88,6 @@ class DemoFleet:
         settings.serial.append(SerialLine(port=self.nmea_link.gateway_end, protocol="nmea", baudrate=9600))
 
     def provision(self, gateway: Gateway) -> None:
-        from gateway.store.models import Geofence, Vehicle
-        from sqlmodel import Session
-
         for vehicle, plate, device, phone, _, _, _ in VANS:
             creds = register(gateway, device, "jt808", {"phone": phone}, kind="gps", name=f"{plate} terminal")
             self.codes[phone] = creds.get("auth_code") or gateway.provisioner.secret(device) or ""

@@ -23,14 +23,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from gateway.backoff import Backoff
 from gateway.devices.errors import DecodeError
 from gateway.events import AccessEvent
-from gateway.uplink.outbox import Outbox
 from gateway.metrics import Metrics
-from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.people_index import PeopleIndex
+from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route, to_row
 from gateway.registry import Registry
 from gateway.store import journal
 from gateway.store.models import DeadLetter, Device, Journal
+from gateway.uplink.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
 
 from gateway.pipeline.rows import COLUMNS
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.timeutil import iso_utc
 from gateway.uplink.outbox import Outbox
-from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
 from gateway.vehicles.bookings import Booking, match_bookings
-from gateway.vehicles.trips import Point, Trip, TripSettings, filter_points, detect
+from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
+from gateway.vehicles.trips import Point, Trip, TripSettings, detect, filter_points
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,6 @@ class Vehicles:
             if flags is not None and reason not in flags:
                 changes.append({"fix_id": point.id, "new_flags": orjson.dumps([*flags, reason]).decode()})
         if changes:
-            from sqlalchemy import bindparam
-
             f = FixRecord.__table__.c
             conn.execute(update(FixRecord.__table__).where(f.id == bindparam("fix_id"))
                          .values(flags=bindparam("new_flags")), changes)  # fmt: skip
