@@ -15,18 +15,18 @@ import argparse
 import random
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gateway.attendance import Leave, Punch, Schedule, Shift, compute_days  # noqa: E402
+from gateway.attendance import Leave, Punch, Schedule, Shift, compute_days
 
 TZ = ZoneInfo("Asia/Shanghai")
 FIRST, LAST = date(2026, 6, 1), date(2026, 6, 30)  # 22 weekdays, no DST in Shanghai
 DEVICES = [f"term-{k:02d}" for k in range(20)]
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SHIFTS = {
     "day": Shift("day", "Day 09-18", wall(9), wall(18), hours_mode="pairs", pairing="device"),
@@ -34,8 +34,11 @@ SHIFTS = {
     "night": Shift("night", "Night 22-06", wall(22), wall(6)),
 }
 # Local minutes after the shift day's midnight: in, lunch out, back in, out.
-PLAN = {"day": (9 * 60, 12 * 60, 13 * 60, 18 * 60), "office": (510, 720, 780, 1050),
-        "night": (22 * 60, 26 * 60, 26 * 60 + 30, 30 * 60)}
+PLAN = {
+    "day": (9 * 60, 12 * 60, 13 * 60, 18 * 60),
+    "office": (510, 720, 780, 1050),
+    "night": (22 * 60, 26 * 60, 26 * 60 + 30, 30 * 60),
+}
 
 
 def local_ms(day: date, minutes: float) -> int:

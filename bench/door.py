@@ -51,7 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from firmware_stubs.osdp_reader import SimulatedReader
+from firmware_stubs.osdp_reader import SimulatedReader  # noqa: E402 (after the path is set)
 
 PRCTL = ctypes.CDLL(None).prctl  # PR_SET_PDEATHSIG (1) in each child: no orphans even if we are SIGKILLed
 
@@ -77,8 +77,9 @@ def bare_cp(port: str, key: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    line = OsdpLine(port, {1: key}, on_event=lambda a, ev: ev.get("event") == osdp.Event.CardRead
-                    and line.grant(a, STRIKE_MS))  # fmt: skip
+    line = OsdpLine(
+        port, {1: key}, on_event=lambda a, ev: ev.get("event") == osdp.Event.CardRead and line.grant(a, STRIKE_MS)
+    )
     line.start()
     stop.wait()
     line.stop(2.0)
@@ -95,8 +96,14 @@ class Sandbox:
     def spawn(self, args: list, log: str, **kw) -> subprocess.Popen:
         # Own session: a Ctrl-C reaches only us. Every child is spawned before any thread starts (preexec_fn).
         with open(self.dir / log, "ab") as out:
-            proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=lambda: PRCTL(1, signal.SIGTERM), **kw)  # noqa: PLW1509  # fmt: skip
+            proc = subprocess.Popen(
+                [str(a) for a in args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: PRCTL(1, signal.SIGTERM),
+                **kw,
+            )
         self.procs.append(proc)
         return proc
 
@@ -153,21 +160,30 @@ def free_port() -> int:
 
 
 def api(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read() or b"{}")
 
 
 def start_gateway(box: Sandbox, cp_end: Path) -> tuple[subprocess.Popen, int]:
     api_port, conf = free_port(), box.dir / "gateway.toml"
-    conf.write_text(f'[site]\ntimezone = "Asia/Shanghai"\n[database]\nurl = "sqlite:///{box.dir}/gateway.db"\n'
-                    f'[mqtt]\nbroker = "embedded"\nlisten = "127.0.0.1:{free_port()}"\n'
-                    f'[api]\nlisten = "127.0.0.1:{api_port}"\nadmin_token = "{TOKEN}"\n'
-                    f'[[serial]]\nport = "{cp_end}"\nprotocol = "osdp"\nbaudrate = 115200\n')  # fmt: skip
-    proc = box.spawn([sys.executable, "-m", "gateway", "run", "--config", conf], "gateway.log", cwd=box.dir,
-                     env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    conf.write_text(
+        f'[site]\ntimezone = "Asia/Shanghai"\n[database]\nurl = "sqlite:///{box.dir}/gateway.db"\n'
+        f'[mqtt]\nbroker = "embedded"\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'[api]\nlisten = "127.0.0.1:{api_port}"\nadmin_token = "{TOKEN}"\n'
+        f'[[serial]]\nport = "{cp_end}"\nprotocol = "osdp"\nbaudrate = 115200\n'
+    )
+    proc = box.spawn(
+        [sys.executable, "-m", "gateway", "run", "--config", conf],
+        "gateway.log",
+        cwd=box.dir,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -184,10 +200,23 @@ def start_gateway(box: Sandbox, cp_end: Path) -> tuple[subprocess.Popen, int]:
 def gateway_side(box: Sandbox) -> tuple[Path, str, subprocess.Popen]:
     cp_end, pd_end = box.pty_pair("gw")
     proc, port = start_gateway(box, cp_end)
-    device = api(port, "POST", "/api/v1/devices", {"id": "reader-front", "kind": "access", "protocol": "osdp",
-                 "config": {"line": str(cp_end), "address": 1, "door": "front", "strike_ms": STRIKE_MS}})  # fmt: skip
-    api(port, "POST", "/api/v1/people", {"id": "E1", "name": "Holder", "cards": [f"{FC}:{CN}"],
-                                         "access": {"doors": ["front"], "schedule": "always"}})  # fmt: skip
+    device = api(
+        port,
+        "POST",
+        "/api/v1/devices",
+        {
+            "id": "reader-front",
+            "kind": "access",
+            "protocol": "osdp",
+            "config": {"line": str(cp_end), "address": 1, "door": "front", "strike_ms": STRIKE_MS},
+        },
+    )
+    api(
+        port,
+        "POST",
+        "/api/v1/people",
+        {"id": "E1", "name": "Holder", "cards": [f"{FC}:{CN}"], "access": {"doors": ["front"], "schedule": "always"}},
+    )
     box.stop(proc)  # the line takes the readers registered when it starts
     box.procs.remove(proc)
     proc, _ = start_gateway(box, cp_end)
@@ -197,8 +226,11 @@ def gateway_side(box: Sandbox) -> tuple[Path, str, subprocess.Popen]:
 def baseline_side(box: Sandbox) -> tuple[Path, str]:
     cp_end, pd_end = box.pty_pair("bare")
     key = secrets.token_hex(16)
-    box.spawn([sys.executable, Path(__file__).resolve(), "--bare-cp", cp_end, key], "bare-cp.log",
-              env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    box.spawn(
+        [sys.executable, Path(__file__).resolve(), "--bare-cp", cp_end, key],
+        "bare-cp.log",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return pd_end, key
 
 
@@ -262,37 +294,57 @@ def main() -> int:
             print(f"warm-up {name}: {args.warmup} reads, {warm_timeouts} timed out", flush=True)
         sizes = [args.reads // args.blocks + (k < args.reads % args.blocks) for k in range(args.blocks)]
         for k, size in enumerate(sizes):
-            for name in (("baseline", "gateway") if k % 2 == 0 else ("gateway", "baseline")):
+            for name in ("baseline", "gateway") if k % 2 == 0 else ("gateway", "baseline"):
                 block = run_reads(sides[name], size, args.timeout, rng)
                 results[name] = tuple(a + b for a, b in zip(results[name], block))
-                print(f"block {k + 1}/{len(sizes)} {name:8s}: {size} reads, p50 {pct(sorted(block[0]), 50):.1f} ms,"
-                      f" {block[2]} timed out", flush=True)  # fmt: skip
+                print(
+                    f"block {k + 1}/{len(sizes)} {name:8s}: {size} reads, p50 {pct(sorted(block[0]), 50):.1f} ms,"
+                    f" {block[2]} timed out",
+                    flush=True,
+                )
         gw_exit = box.stop(gw_proc)  # SIGTERM: the store writer commits what is queued
         with sqlite3.connect(box.dir / "gateway.db") as db:
             recorded = dict(db.execute("SELECT decision, count(*) FROM access_event GROUP BY decision").fetchall())
-        print(f"\nSecure Channel on, socat pty pairs at 115200 baud, {args.reads} reads per side in {args.blocks}"
-              f" ABBA blocks (+{args.warmup} warm-up each, not counted)")  # fmt: skip
+        print(
+            f"\nSecure Channel on, socat pty pairs at 115200 baud, {args.reads} reads per side in {args.blocks}"
+            f" ABBA blocks (+{args.warmup} warm-up each, not counted)"
+        )
         print("baseline: bare OsdpLine in its own process, grant() on every card read (no decision, no database)")
-        print("gateway:  python -m gateway run: OsdpLine -> credential_of -> AccessControl.read -> grant; record -> SQLite")
+        print(
+            "gateway:  python -m gateway run: OsdpLine -> credential_of -> AccessControl.read -> grant; record -> SQLite"
+        )
         p99, head = {}, f"{'':10s}{'reads':>6s}{'timeouts':>9s}{'p50':>8s}{'p90':>8s}{'p99':>8s}{'max':>8s}{'mean':>8s}"
-        for title, col in (("card submitted at the reader -> strike output command at the reader (ms)", 0),
-                           ("turnaround: the reader's reply carrying the card -> strike command (ms)", 1)):  # fmt: skip
+        for title, col in (
+            ("card submitted at the reader -> strike output command at the reader (ms)", 0),
+            ("turnaround: the reader's reply carrying the card -> strike command (ms)", 1),
+        ):
             print(f"\n{title}\n{head}")
             for name in sides:
                 lat, to = sorted(results[name][col]), results[name][2]
                 p99[name, col] = pct(lat, 99)
-                stats = (pct(lat, 50), pct(lat, 90), p99[name, col], max(lat, default=math.nan),
-                         statistics.fmean(lat) if lat else math.nan)  # fmt: skip
+                stats = (
+                    pct(lat, 50),
+                    pct(lat, 90),
+                    p99[name, col],
+                    max(lat, default=math.nan),
+                    statistics.fmean(lat) if lat else math.nan,
+                )
                 print(f"{name:10s}{len(lat) + (to if col == 0 else 0):6d}{to:9d}" + "".join(f"{v:8.1f}" for v in stats))
         diff = p99["gateway", 0] - p99["baseline", 0]
-        print(f"\np99 gateway - baseline: {diff:+.1f} ms (goal <= {GOAL_MS:.0f} ms): {'MET' if diff <= GOAL_MS else 'NOT MET'}"
-              f"   (turnaround p99 difference: {p99['gateway', 1] - p99['baseline', 1]:+.1f} ms)")
+        print(
+            f"\np99 gateway - baseline: {diff:+.1f} ms (goal <= {GOAL_MS:.0f} ms): {'MET' if diff <= GOAL_MS else 'NOT MET'}"
+            f"   (turnaround p99 difference: {p99['gateway', 1] - p99['baseline', 1]:+.1f} ms)"
+        )
         total = args.reads + args.warmup
-        print(f"recorded by the gateway: {recorded} (expected: {{'granted': {total}}}); its exit code on SIGTERM: {gw_exit}")
+        print(
+            f"recorded by the gateway: {recorded} (expected: {{'granted': {total}}}); its exit code on SIGTERM: {gw_exit}"
+        )
         for name, path in logs.items():
             problems = log_problems(path, offsets[name])
-            print(f"{name} log during the reads: {len(problems)} warning/error lines"
-                  + "".join(f"\n    {p[:200]}" for p in problems[:5]))  # fmt: skip
+            print(
+                f"{name} log during the reads: {len(problems)} warning/error lines"
+                + "".join(f"\n    {p[:200]}" for p in problems[:5])
+            )
         return 0 if sum(r[2] for r in results.values()) == 0 and recorded == {"granted": total} and gw_exit == 0 else 1
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)

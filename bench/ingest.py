@@ -43,8 +43,24 @@ Children get SIGTERM if this process dies; only a SIGKILL leaves a gw-bench-* di
 
 from __future__ import annotations
 
-import argparse, ctypes, getpass, json, os, re, shutil, signal, socket, sqlite3, statistics, subprocess, sys, tempfile, threading, time
-import urllib.error, urllib.request
+import argparse
+import ctypes
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -64,8 +80,10 @@ CONNECTED = re.compile(r"^(\S+ \S+) INFO \S+: connected to the broker \(session 
 
 
 def punch(seq: int) -> bytes:
-    head = (f'{{"type":"punch","user":"E{1000 + seq % 500}","time":"2026-11-27T{seq // 3600 % 24:02d}:'
-            f'{seq // 60 % 60:02d}:{seq % 60:02d}+08:00","verify":"fingerprint","direction":"in","seq":{seq},"note":"')
+    head = (
+        f'{{"type":"punch","user":"E{1000 + seq % 500}","time":"2026-11-27T{seq // 3600 % 24:02d}:'
+        f'{seq // 60 % 60:02d}:{seq % 60:02d}+08:00","verify":"fingerprint","direction":"in","seq":{seq},"note":"'
+    )
     return (head + "x" * (198 - len(head)) + '"}').encode()
 
 
@@ -86,8 +104,16 @@ class Sandbox:
 
     def spawn(self, args: list[str], log: Path, **kw) -> subprocess.Popen:
         with open(log, "wb") as out:  # own session: a Ctrl-C reaches only us, and we stop them in order
-            self.procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                               preexec_fn=_die_with_parent, **kw))
+            self.procs.append(
+                subprocess.Popen(
+                    args,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                    **kw,
+                )
+            )
         return self.procs[-1]
 
     @staticmethod
@@ -116,9 +142,11 @@ def free_port() -> int:
 
 def start_broker(box: Sandbox, tmp: Path) -> int:
     port, conf = free_port(), tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
-                    "max_queued_bytes 0\nmax_inflight_messages 4000\npersistence false\n"
-                    f"user {getpass.getuser()}\n")  # keep our user: a change of user would drop the death signal
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
+        "max_queued_bytes 0\nmax_inflight_messages 4000\npersistence false\n"
+        f"user {getpass.getuser()}\n"
+    )  # keep our user: a change of user would drop the death signal
     proc = box.spawn(["/usr/sbin/mosquitto", "-c", str(conf)], tmp / "mosquitto.log")
     for _ in range(100):
         if proc.poll() is not None:
@@ -214,8 +242,11 @@ def drain_bare(box: Sandbox, cls: type, payloads: list[bytes]) -> dict:
 
 
 def http(api: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(f"http://{api}{path}", data=json.dumps(body).encode() if body else None,
-                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://{api}{path}",
+        data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, resp.read()
@@ -240,12 +271,18 @@ def poll(api: str) -> tuple[int, dict[str, float]]:
 def drain_gateway(box: Sandbox, payloads: list[bytes]) -> dict:
     n, tmp = len(payloads), box.tempdir()
     port, api = start_broker(box, tmp), f"127.0.0.1:{free_port()}"
-    (tmp / "gw.toml").write_text(f'[database]\nurl = "sqlite:///{tmp}/gw.db"\n[mqtt]\nbroker = "mqtt://127.0.0.1:{port}"\n'
-                                 f'client_id = "gateway-bench"\ndevice_auth = "off"\n[api]\nlisten = "{api}"\nadmin_token = "{TOKEN}"\n')
+    (tmp / "gw.toml").write_text(
+        f'[database]\nurl = "sqlite:///{tmp}/gw.db"\n[mqtt]\nbroker = "mqtt://127.0.0.1:{port}"\n'
+        f'client_id = "gateway-bench"\ndevice_auth = "off"\n[api]\nlisten = "{api}"\nadmin_token = "{TOKEN}"\n'
+    )
 
     def start(name: str) -> subprocess.Popen:
-        return box.spawn([sys.executable, "-m", "gateway", "run", "--config", str(tmp / "gw.toml")],
-                         tmp / f"{name}.log", cwd=tmp, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        return box.spawn(
+            [sys.executable, "-m", "gateway", "run", "--config", str(tmp / "gw.toml")],
+            tmp / f"{name}.log",
+            cwd=tmp,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
 
     def wait_until(proc: subprocess.Popen, what: str, check) -> None:
         deadline = time.time() + STALL_S
@@ -309,21 +346,32 @@ def drain_gateway(box: Sandbox, payloads: list[bytes]) -> dict:
     with sqlite3.connect(f"file:{tmp}/gw.db?mode=ro", uri=True) as db:
         rows, distinct = db.execute("SELECT count(*), count(DISTINCT seq) FROM punch").fetchone()
     t_half = t_half or t_end
-    return {"seconds": t_end - t0, "rate": n / (t_end - t0), "startup": t0 - t_spawn, "rss_mib": hwm / 1024,
-            "halves": (n // 2 / (t_half - t0), (n - n // 2) / max(t_end - t_half, 1e-3)),
-            "rows": rows, "distinct": distinct, "ok": rows == distinct == n + 1,
-            "dups": m.get("gateway_duplicates_total", 0), "queue_peak": queue_peak,
-            "dead": sum(v for k, v in m.items() if k.startswith("gateway_deadletters_total")),
-            "batches": m.get("gateway_batch_size_count", 0), "busy": m.get("gateway_batch_commit_seconds_sum", 0)}
+    return {
+        "seconds": t_end - t0,
+        "rate": n / (t_end - t0),
+        "startup": t0 - t_spawn,
+        "rss_mib": hwm / 1024,
+        "halves": (n // 2 / (t_half - t0), (n - n // 2) / max(t_end - t_half, 1e-3)),
+        "rows": rows,
+        "distinct": distinct,
+        "ok": rows == distinct == n + 1,
+        "dups": m.get("gateway_duplicates_total", 0),
+        "queue_peak": queue_peak,
+        "dead": sum(v for k, v in m.items() if k.startswith("gateway_deadletters_total")),
+        "batches": m.get("gateway_batch_size_count", 0),
+        "busy": m.get("gateway_batch_commit_seconds_sum", 0),
+    }
 
 
 def describe(r: dict) -> str:
     if "rows" not in r:
         return ""
-    return (f"  halves {r['halves'][0]:.0f}/{r['halves'][1]:.0f} msg/s  start-up {r['startup']:.2f}s"
-            f"  VmHWM {r['rss_mib']:.0f} MiB  rows {r['rows']} ({r['distinct']} distinct seq:"
-            f" {'OK' if r['ok'] else 'WRONG'})  dups {r['dups']:.0f}  dead {r['dead']:.0f}"
-            f"  {r['batches']:.0f} batches, writer busy {r['busy']:.1f}s, queue peak {r['queue_peak']:.0f}")
+    return (
+        f"  halves {r['halves'][0]:.0f}/{r['halves'][1]:.0f} msg/s  start-up {r['startup']:.2f}s"
+        f"  VmHWM {r['rss_mib']:.0f} MiB  rows {r['rows']} ({r['distinct']} distinct seq:"
+        f" {'OK' if r['ok'] else 'WRONG'})  dups {r['dups']:.0f}  dead {r['dead']:.0f}"
+        f"  {r['batches']:.0f} batches, writer busy {r['busy']:.1f}s, queue peak {r['queue_peak']:.0f}"
+    )
 
 
 def _interrupt(signum, frame) -> None:
@@ -337,9 +385,11 @@ def main() -> int:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # clean up as on Ctrl-C
     payloads = [punch(seq) for seq in range(1, args.messages + 1)]
-    consumers = {"bare paho (stock)": lambda box: drain_bare(box, mqtt.Client, payloads),
-                 "bare paho (BufferedClient)": lambda box: drain_bare(box, BufferedClient, payloads),
-                 "gateway (ack after commit)": lambda box: drain_gateway(box, payloads)}
+    consumers = {
+        "bare paho (stock)": lambda box: drain_bare(box, mqtt.Client, payloads),
+        "bare paho (BufferedClient)": lambda box: drain_bare(box, BufferedClient, payloads),
+        "gateway (ack after commit)": lambda box: drain_gateway(box, payloads),
+    }
     results: dict[str, list[dict]] = {name: [] for name in consumers}
     print(f"{args.messages} QoS 1 messages of {len(payloads[0])} bytes, {args.repeat} round(s)", flush=True)
     for rnd in range(1, args.repeat + 1):
@@ -356,16 +406,26 @@ def main() -> int:
     bare, buffered, gw = consumers
     print(f"\n{'consumer':27s} {'runs':>4s} {'best msg/s':>11s} {'median msg/s':>13s} {'gateway/this':>13s}")
     for name, rs in results.items():
-        print(f"{name:27s} {len(rs):4d} {max(r['rate'] for r in rs):11.0f} {med[name]:13.0f} {med[gw] / med[name]:13.2f}")
+        print(
+            f"{name:27s} {len(rs):4d} {max(r['rate'] for r in rs):11.0f} {med[name]:13.0f} {med[gw] / med[name]:13.2f}"
+        )
     g, ratio = results[gw], med[gw] / med[bare]
-    print(f"\ngateway/bare (medians): {ratio:.2f}  goal >= 0.80: {'met' if ratio >= 0.80 else 'NOT met'}"
-          f"   (gateway/BufferedClient bare: {med[gw] / med[buffered]:.2f})")
-    print(f"gateway start-up, spawn -> CONNACK (not in the rates), median: {statistics.median(r['startup'] for r in g):.2f}s")
+    print(
+        f"\ngateway/bare (medians): {ratio:.2f}  goal >= 0.80: {'met' if ratio >= 0.80 else 'NOT met'}"
+        f"   (gateway/BufferedClient bare: {med[gw] / med[buffered]:.2f})"
+    )
+    print(
+        f"gateway start-up, spawn -> CONNACK (not in the rates), median: {statistics.median(r['startup'] for r in g):.2f}s"
+    )
     print(f"gateway peak RSS (VmHWM), max of {len(g)} runs: {max(r['rss_mib'] for r in g):.0f} MiB")
-    print(f"gateway ingest queue, peak seen by the polls: {max(r['queue_peak'] for r in g):.0f}"
-          f" (at most {RECEIVE_MAXIMUM} if the broker keeps to the Receive Maximum)")
-    print(f"SQLite punch rows per gateway run (expected 1 warm-up + {args.messages}): "
-          f"{', '.join(str(r['rows']) for r in g)} -> {'OK' if all(r['ok'] for r in g) else 'MISMATCH'}")
+    print(
+        f"gateway ingest queue, peak seen by the polls: {max(r['queue_peak'] for r in g):.0f}"
+        f" (at most {RECEIVE_MAXIMUM} if the broker keeps to the Receive Maximum)"
+    )
+    print(
+        f"SQLite punch rows per gateway run (expected 1 warm-up + {args.messages}): "
+        f"{', '.join(str(r['rows']) for r in g)} -> {'OK' if all(r['ok'] for r in g) else 'MISMATCH'}"
+    )
     return 0 if all(r["ok"] for r in g) else 1
 
 

@@ -62,8 +62,18 @@ def wait(check, timeout: float, what: str, every: float = 0.05) -> None:
 
 async def baseline(standin: PlatformStandIn, n: int, people: int, cap: float) -> dict:
     sink = DingTalkSink(standin.url, "standin-key", "standin-secret", rate=cap)
-    queues = [[{"userid": f"dt-{p}", "device_name": "bench", "device_id": "bench-base",
-                "user_check_time": START_MS + i * 1000 + p} for i in range(p, n, people)] for p in range(people)]  # fmt: skip
+    queues = [
+        [
+            {
+                "userid": f"dt-{p}",
+                "device_name": "bench",
+                "device_id": "bench-base",
+                "user_check_time": START_MS + i * 1000 + p,
+            }
+            for i in range(p, n, people)
+        ]
+        for p in range(people)
+    ]
 
     async def person(records: list[dict]) -> int:
         return sum([(await sink.send(r)).status == "delivered" for r in records])
@@ -84,11 +94,15 @@ class Gateway:
             f'[database]\nurl = "sqlite:///{self.dir}/gateway.db"\n[mqtt]\nbroker = "embedded"\n'
             f'listen = "127.0.0.1:{self.mqtt}"\n[api]\nlisten = "127.0.0.1:{self.api}"\nadmin_token = "{TOKEN}"\n'
             + uplink
-        )  # fmt: skip
+        )
         self.log = open(self.dir / "gateway.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", "gateway.toml"],
-                                     cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", "gateway.toml"],
+            cwd=self.dir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api}", headers={"Authorization": f"Bearer {TOKEN}"})
         wait(self._ready, 60, "the gateway's /healthz")
 
@@ -111,17 +125,23 @@ class Gateway:
         for p in range(people):
             body = {"id": f"E{p}", "name": f"Person {p}", **({"platform_user_id": f"dt-{p}"} if platform_ids else {})}
             self.http.post("/api/v1/people", json=body).raise_for_status()
-        creds = self.http.post("/api/v1/devices", json={"id": "att-01", "kind": "attendance",
-                                                         "protocol": "mqtt-json"}).json()["credentials"]  # fmt: skip
+        creds = self.http.post(
+            "/api/v1/devices", json={"id": "att-01", "kind": "attendance", "protocol": "mqtt-json"}
+        ).json()["credentials"]
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="att-01")
         client.username_pw_set("att-01", creds["mqtt_password"])
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.connect("127.0.0.1", self.mqtt)
         client.loop_start()
-        infos = [client.publish("devices/att-01/events", orjson.dumps(
-            {"type": "punch", "user": f"E{i % people}", "time": START_MS + i * 1000, "seq": i}), qos=1)
-            for i in range(n)]  # fmt: skip
+        infos = [
+            client.publish(
+                "devices/att-01/events",
+                orjson.dumps({"type": "punch", "user": f"E{i % people}", "time": START_MS + i * 1000, "seq": i}),
+                qos=1,
+            )
+            for i in range(n)
+        ]
         wait(lambda: all(i.is_published() for i in infos), 300, "every PUBACK", 0.2)
         client.loop_stop()
         client.disconnect()
@@ -162,21 +182,26 @@ def main() -> int:
         standin.reset()
 
         standin.go_down()
-        gw = Gateway(f'[uplink.dingtalk]\nenabled = true\nbase_url = "{standin.url}"\napp_key = "standin-key"\n'
-                     f'app_secret = "standin-secret"\nrate = {cap}\n')  # fmt: skip
+        gw = Gateway(
+            f'[uplink.dingtalk]\nenabled = true\nbase_url = "{standin.url}"\napp_key = "standin-key"\n'
+            f'app_secret = "standin-secret"\nrate = {cap}\n'
+        )
         try:
             gw.backlog(n, args.people, platform_ids=True)
             ding = drain(standin, gw, n, lambda: standin.total_accepted)
             time.sleep(1.0)
-            ding.update(accepted=standin.total_accepted, throttled=standin.throttled,
-                        duplicates=len(standin.duplicates()))  # fmt: skip
+            ding.update(
+                accepted=standin.total_accepted, throttled=standin.throttled, duplicates=len(standin.duplicates())
+            )
         finally:
             gw.close()
 
         standin.reset()
         standin.go_down()
-        gw = Gateway(f'[uplink.webhook]\nenabled = true\nurl = "{standin.webhook_url}"\nsecret = "bench-secret"\n'
-                     'records = ["punch"]\nbatch_size = 100\n')  # fmt: skip
+        gw = Gateway(
+            f'[uplink.webhook]\nenabled = true\nurl = "{standin.webhook_url}"\nsecret = "bench-secret"\n'
+            'records = ["punch"]\nbatch_size = 100\n'
+        )
         try:
             gw.backlog(n, args.people, platform_ids=False)
             hook = drain(standin, gw, n, lambda: standin.webhook.accepted)
@@ -187,14 +212,20 @@ def main() -> int:
         standin.stop()
 
     print(f"\nDingTalk upload, {n} punches of {args.people} people, stand-in cap {cap} calls/s (DingTalk: 20)")
-    print(f"  baseline (bare client, {base['records']} records): {base['rate']:8.1f} calls/s = "
-          f"{base['rate'] / cap:6.1%} of the cap, throttled {base_throttled}")
-    print(f"  gateway  (outbox drain, {ding['accepted']} accepted): {ding['rate']:8.1f} calls/s = "
-          f"{ding['rate'] / cap:6.1%} of the cap, throttled {ding['throttled']}, sent twice {ding['duplicates']}")
+    print(
+        f"  baseline (bare client, {base['records']} records): {base['rate']:8.1f} calls/s = "
+        f"{base['rate'] / cap:6.1%} of the cap, throttled {base_throttled}"
+    )
+    print(
+        f"  gateway  (outbox drain, {ding['accepted']} accepted): {ding['rate']:8.1f} calls/s = "
+        f"{ding['rate'] / cap:6.1%} of the cap, throttled {ding['throttled']}, sent twice {ding['duplicates']}"
+    )
     print(f"  gateway / baseline: {ding['rate'] / base['rate']:.2f}   (goal: >= 95% of the cap, no 90018)")
     print(f"\nWebhook, {n} punches in batches of 100")
-    print(f"  {hook['records']} records in {hook['seconds']:.2f} s: {hook['rate']:8.0f} records/s, "
-          f"{hook['batches'] / hook['seconds']:6.1f} batches/s")
+    print(
+        f"  {hook['records']} records in {hook['seconds']:.2f} s: {hook['rate']:8.0f} records/s, "
+        f"{hook['batches'] / hook['seconds']:6.1f} batches/s"
+    )
     return 0
 
 

@@ -38,8 +38,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gateway.vehicles import Point, TripSettings, detect, filter_points  # noqa: E402
-from gateway.vehicles.trips import M_PER_DEG  # noqa: E402
+from datetime import UTC
+
+from gateway.vehicles import Point, TripSettings, detect, filter_points
+from gateway.vehicles.trips import M_PER_DEG
 
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
 HOME = (31.2304, 121.4737)  # the depot (Shanghai)
@@ -167,16 +169,22 @@ def section_trips(args: argparse.Namespace) -> None:
             results[n] = (rejected, trips, stops)
 
     last_day = (inputs[-1][2] - T0) / 86_400_000
-    print(f"trips: filter_points + detect on one vehicle, best of {args.repeat} rounds, Python {sys.version.split()[0]}")
+    print(
+        f"trips: filter_points + detect on one vehicle, best of {args.repeat} rounds, Python {sys.version.split()[0]}"
+    )
     print(f"stream: {sizes[-1]:,} fixes over {last_day:,.0f} days")
-    print(f"{'fixes':>10} {'seconds':>8} {'filter':>7} {'detect':>7} {'fixes/s':>11} {'ns/fix':>7} "
-          f"{'set aside':>10} {'trips':>6} {'stops':>6} {'vs first':>9}")  # fmt: skip
+    print(
+        f"{'fixes':>10} {'seconds':>8} {'filter':>7} {'detect':>7} {'fixes/s':>11} {'ns/fix':>7} "
+        f"{'set aside':>10} {'trips':>6} {'stops':>6} {'vs first':>9}"
+    )
     base = best[sizes[0]][0]
     for n in sizes:
         total, filt, det = best[n]
         rejected, trips, stops = results[n]
-        print(f"{n:>10,} {total:>8.3f} {filt:>7.3f} {det:>7.3f} {n / total:>11,.0f} {total / n * 1e9:>7.0f} "
-              f"{len(rejected):>10,} {len(trips):>6,} {len(stops):>6,} {total / base:>8.2f}x")  # fmt: skip
+        print(
+            f"{n:>10,} {total:>8.3f} {filt:>7.3f} {det:>7.3f} {n / total:>11,.0f} {total / n * 1e9:>7.0f} "
+            f"{len(rejected):>10,} {len(trips):>6,} {len(stops):>6,} {total / base:>8.2f}x"
+        )
     n0, n1 = sizes[0], sizes[-1]
     s0, s1 = best[n0][0], best[n1][0]
     if len(sizes) > 1:
@@ -193,7 +201,6 @@ def section_trips(args: argparse.Namespace) -> None:
 
 
 def section_codec(args: argparse.Namespace) -> None:
-    from datetime import timezone
 
     from gateway.devices import jt808
 
@@ -208,7 +215,7 @@ def section_codec(args: argparse.Namespace) -> None:
         frames.append(jt808.build_frame(jt808.LOCATION, "13912345678", i & 0xFFFF, body))
     stream = b"".join(frames)
     chunks = [stream[i : i + 4096] for i in range(0, len(stream), 4096)]
-    tz = timezone.utc
+    tz = UTC
 
     def decode() -> int:
         deframer, n = jt808.Deframer(), 0
@@ -243,7 +250,7 @@ def section_tcp(args: argparse.Namespace) -> None:
     import socket
     import subprocess
     import tempfile
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import httpx
 
@@ -256,7 +263,7 @@ def section_tcp(args: argparse.Namespace) -> None:
             return sock.getsockname()[1]
 
     phones = [f"1391000{i:04d}" for i in range(args.terminals)]
-    start_time = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
+    start_time = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
     async def fleet(port: int, codes: dict[str, str]) -> tuple[int, float]:
         async def one(phone: str) -> int:
@@ -268,7 +275,9 @@ def section_tcp(args: argparse.Namespace) -> None:
             ok = 0
             for k in range(args.reports):
                 lat = 31.2 + k * 1e-4
-                ok += await terminal.report(lat, 121.47, 40.0, 90, start_time.replace(second=k % 60, minute=k // 60)) == 0
+                ok += (
+                    await terminal.report(lat, 121.47, 40.0, 90, start_time.replace(second=k % 60, minute=k // 60)) == 0
+                )
             await terminal.close()
             return ok
 
@@ -306,11 +315,16 @@ def section_tcp(args: argparse.Namespace) -> None:
     (work / "gateway.toml").write_text(
         f'[database]\nurl = "sqlite:///{work}/gateway.db"\n[mqtt]\nlisten = "127.0.0.1:{free_port()}"\n'
         f'[api]\nlisten = "127.0.0.1:{api_port}"\nadmin_token = "{token}"\n[jt808]\nlisten = "127.0.0.1:{tcp_port}"\n'
-    )  # fmt: skip
+    )
     root = Path(__file__).resolve().parents[1]
     with open(work / "gateway.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", "gateway.toml"], cwd=work,
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "--config", "gateway.toml"],
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
     http = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {token}"})
     try:
         deadline = time.monotonic() + 60
@@ -325,8 +339,10 @@ def section_tcp(args: argparse.Namespace) -> None:
             time.sleep(0.1)
         codes = {}
         for i, phone in enumerate(phones):
-            answer = http.post("/api/v1/devices", json={"id": f"gps-{i}", "kind": "gps", "protocol": "jt808",
-                                                        "config": {"phone": phone}}).json()  # fmt: skip
+            answer = http.post(
+                "/api/v1/devices",
+                json={"id": f"gps-{i}", "kind": "gps", "protocol": "jt808", "config": {"phone": phone}},
+            ).json()
             codes[phone] = answer["credentials"]["auth_code"]
         gw_ok, gw_s = asyncio.run(fleet(tcp_port, codes))
         stored = 0
@@ -341,8 +357,10 @@ def section_tcp(args: argparse.Namespace) -> None:
     total = args.terminals * args.reports
     print(f"{args.terminals} terminals x {args.reports} reports = {total:,} fixes, each answered before the next")
     print(f"bare server (baseline): {base_ok:,} answered in {base_s:6.2f} s = {base_ok / base_s:>8,.0f} fixes/s")
-    print(f"gateway (stored first): {gw_ok:,} answered in {gw_s:6.2f} s = {gw_ok / gw_s:>8,.0f} fixes/s, "
-          f"{stored:,} stored")
+    print(
+        f"gateway (stored first): {gw_ok:,} answered in {gw_s:6.2f} s = {gw_ok / gw_s:>8,.0f} fixes/s, "
+        f"{stored:,} stored"
+    )
     print(f"gateway / baseline: {(gw_ok / gw_s) / (base_ok / base_s):.2f}")
 
 

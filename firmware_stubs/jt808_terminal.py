@@ -21,7 +21,7 @@ import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from gateway.devices import jt808
 from gateway.devices.jt808 import Deframer, Frame, build_frame, parse_frame
@@ -55,9 +55,15 @@ def location_body(point: Point, local_time: datetime) -> bytes:
     status = (1 if point.acc else 0) | (2 if point.fixed else 0)
     status |= (4 if point.lat < 0 else 0) | (8 if point.lon < 0 else 0)
     body = struct.pack(
-        ">IIIIHHH", 0, status, round(abs(point.lat) * 1e6), round(abs(point.lon) * 1e6),
-        0, min(round(point.speed_kmh * 10), 0xFFFF), point.heading % 360,
-    ) + _bcd_time(local_time)  # fmt: skip
+        ">IIIIHHH",
+        0,
+        status,
+        round(abs(point.lat) * 1e6),
+        round(abs(point.lon) * 1e6),
+        0,
+        min(round(point.speed_kmh * 10), 0xFFFF),
+        point.heading % 360,
+    ) + _bcd_time(local_time)
     if point.odometer_km is not None:
         body += struct.pack(">BBI", 0x01, 4, round(point.odometer_km * 10))
     if point.sats is not None:
@@ -69,9 +75,12 @@ def register_body(version: int, terminal_id: str, plate: str = "", plate_colour:
     maker, model, id_width = (11, 30, 30) if version == 2019 else (5, 20, 7)
     return (
         struct.pack(">HH", 44, 300)
-        + _fixed_text("SIMUL", maker) + _fixed_text("SIM-808", model) + _fixed_text(terminal_id, id_width)
-        + bytes([plate_colour]) + plate.encode("gbk")
-    )  # fmt: skip
+        + _fixed_text("SIMUL", maker)
+        + _fixed_text("SIM-808", model)
+        + _fixed_text(terminal_id, id_width)
+        + bytes([plate_colour])
+        + plate.encode("gbk")
+    )
 
 
 def auth_body(version: int, code: str, imei: str = "860000000000001", software: str = "SIM-1.0") -> bytes:
@@ -221,9 +230,14 @@ class SimulatedTerminal:
             heading = bearing_deg(here, ahead) if ahead else (bearing_deg(behind, here) if behind else 0)
             step_km = distance_km(here, ahead) if ahead else 0.0
             point = Point(
-                here[0], here[1], start + timedelta(seconds=every_s * index),
-                speed_kmh=step_km * 3600 / every_s, heading=heading, odometer_km=odometer, sats=sats,
-            )  # fmt: skip
+                here[0],
+                here[1],
+                start + timedelta(seconds=every_s * index),
+                speed_kmh=step_km * 3600 / every_s,
+                heading=heading,
+                odometer_km=odometer,
+                sats=sats,
+            )
             if offline is not None and index in offline:
                 if self.connected:
                     await self.close()
@@ -296,18 +310,21 @@ class SimulatedTerminal:
 
 def _fields(point: Point) -> dict:
     return {
-        "lat": point.lat, "lon": point.lon, "speed_kmh": point.speed_kmh, "heading": point.heading,
-        "time": point.time, "odometer_km": point.odometer_km, "sats": point.sats,
-        "fixed": point.fixed, "acc": point.acc,
-    }  # fmt: skip
+        "lat": point.lat,
+        "lon": point.lon,
+        "speed_kmh": point.speed_kmh,
+        "heading": point.heading,
+        "time": point.time,
+        "odometer_km": point.odometer_km,
+        "sats": point.sats,
+        "fixed": point.fixed,
+        "acc": point.acc,
+    }
 
 
 def demo_route(count: int, origin: tuple[float, float] = (22.543096, 114.057865)) -> list[tuple[float, float]]:
     """A gentle loop of `count` waypoints, about 100 m apart, around `origin`."""
-    return [
-        (origin[0] + 0.004 * math.sin(i / 8), origin[1] + 0.004 * (1 - math.cos(i / 8)))
-        for i in range(count)
-    ]  # fmt: skip
+    return [(origin[0] + 0.004 * math.sin(i / 8), origin[1] + 0.004 * (1 - math.cos(i / 8))) for i in range(count)]
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -321,7 +338,7 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"authenticate: result {await terminal.authenticate()}")
     print(f"heartbeat: result {await terminal.heartbeat()}")
     offline = range(args.offline_from, args.offline_from + args.offline_count) if args.offline_count else None
-    start = datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)
     results = await terminal.drive(demo_route(args.count), start, args.every, offline=offline, pace_s=args.pace)
     print(f"reports: {len(results)} answered, results {sorted(set(results))}")
     await terminal.close()

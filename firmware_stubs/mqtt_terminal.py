@@ -19,7 +19,7 @@ import random
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -54,7 +54,7 @@ class MqttTerminal:
         self.mode = mode
         self.users = users or [f"E{1000 + i}" for i in range(50)]
         self.tz = tz
-        self.clock = start or datetime.now(timezone.utc)
+        self.clock = start or datetime.now(UTC)
         self.seq = itertools.count(1)
         self.published = 0
         self.answer_commands = answer_commands
@@ -62,9 +62,11 @@ class MqttTerminal:
         self.refused = threading.Event()  # the broker turned the login down
         self.connected = threading.Event()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=False,
+            CallbackAPIVersion.VERSION2,
+            client_id=device_id,
+            clean_session=False,
             protocol=mqtt.MQTTv311,
-        )  # fmt: skip
+        )
         if username:
             self.client.username_pw_set(username, password)
         self.client.will_set(self.topic("status"), b"offline", qos=1, retain=True)
@@ -125,9 +127,13 @@ class MqttTerminal:
             status = 0 if direction == "in" else 1
             return "attlog", (encode_line(user, local.replace(tzinfo=None), status, 1) + "\n").encode()
         body = {
-            "type": "punch", "user": user, "time": local.isoformat(timespec="seconds"),
-            "verify": random.choice(VERIFY), "direction": direction, "seq": seq,
-        }  # fmt: skip
+            "type": "punch",
+            "user": user,
+            "time": local.isoformat(timespec="seconds"),
+            "verify": random.choice(VERIFY),
+            "direction": direction,
+            "seq": seq,
+        }
         return "events", orjson.dumps(body)
 
     def punch(self) -> mqtt.MQTTMessageInfo:

@@ -30,7 +30,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import serial
 
@@ -42,6 +42,7 @@ Route = Callable[[float], tuple[float, float]]
 
 
 # --- sentences -----------------------------------------------------------------------
+
 
 def nmea_checksum(body: str) -> str:
     """Two uppercase hex digits: the XOR of the characters between `$` and `*`."""
@@ -86,7 +87,7 @@ def epoch_sentences(
     Without a fix the receiver still knows its clock, so time and date stay and
     every other field is empty, as real receivers do.
     """
-    when = when.astimezone(timezone.utc)
+    when = when.astimezone(UTC)
     if not 2000 <= when.year <= 2099:
         raise ValueError("RMC's two-digit year covers 2000-2099 only")
     hms = when.strftime("%H%M%S") + f".{when.microsecond // 10_000:02d}"
@@ -109,6 +110,7 @@ def epoch_sentences(
 
 
 # --- routes --------------------------------------------------------------------------
+
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
@@ -149,12 +151,15 @@ def circle(lat: float, lon: float, radius_m: float, speed_kmh: float, points: in
     """A loop around a centre, as waypoints: the demo's default drive."""
     dlat = math.degrees(radius_m / EARTH_RADIUS_M)
     dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
-    ring = [(lat + dlat * math.cos(2 * math.pi * i / points), lon + dlon * math.sin(2 * math.pi * i / points))
-            for i in range(points)]  # fmt: skip
+    ring = [
+        (lat + dlat * math.cos(2 * math.pi * i / points), lon + dlon * math.sin(2 * math.pi * i / points))
+        for i in range(points)
+    ]
     return along(ring, speed_kmh, loop=True)
 
 
 # --- the receiver --------------------------------------------------------------------
+
 
 class NmeaReceiver:
     def __init__(
@@ -178,7 +183,7 @@ class NmeaReceiver:
         self.talker = talker
         self.step = timedelta(seconds=1 / rate_hz)
         # Receivers report epochs on whole seconds; so does the default start.
-        self.start_time = (start or datetime.now(timezone.utc).replace(microsecond=0)).astimezone(timezone.utc)
+        self.start_time = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
         self.clock = self.start_time  # the simulated UTC time of the next epoch
         self.speedup = speedup
         self.alt, self.sats, self.hdop, self.decimals = alt, sats, hdop, decimals
@@ -229,9 +234,18 @@ class NmeaReceiver:
         speed_kmh = distance_m(here, ahead) * 3.6
         course = bearing_deg(here, ahead) if speed_kmh >= 0.1 else None  # no heading when standing still
         return epoch_sentences(
-            when, here[0], here[1], speed_kmh, course, self.alt, self.sats, self.hdop,
-            talker=self.talker, fix=fix, decimals=self.decimals,
-        )  # fmt: skip
+            when,
+            here[0],
+            here[1],
+            speed_kmh,
+            course,
+            self.alt,
+            self.sats,
+            self.hdop,
+            talker=self.talker,
+            fix=fix,
+            decimals=self.decimals,
+        )
 
     def tick(self) -> list[str]:
         """Write one epoch and advance the clock; returns what went on the line (nothing while unplugged)."""
@@ -311,9 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     receiver = NmeaReceiver(
-        args.port, circle(args.lat, args.lon, args.radius, args.speed),
-        talker=args.talker, rate_hz=args.rate, speedup=args.speedup,
-    )  # fmt: skip
+        args.port,
+        circle(args.lat, args.lon, args.radius, args.speed),
+        talker=args.talker,
+        rate_hz=args.rate,
+        speedup=args.speedup,
+    )
     interval = 1 / (args.rate * args.speedup)
     try:
         n = 0

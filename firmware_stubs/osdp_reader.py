@@ -38,10 +38,16 @@ log = logging.getLogger(__name__)
 liblog = logging.getLogger(__name__ + ".libosdp")
 
 COMMAND_KINDS = {
-    osdp.Command.Output: "output", osdp.Command.LED: "led", osdp.Command.Buzzer: "buzzer",
-    osdp.Command.Text: "text", osdp.Command.Keyset: "keyset", osdp.Command.Comset: "comset",
-    osdp.Command.Manufacturer: "mfg", osdp.Command.FileTransfer: "file_tx", osdp.Command.Status: "status",
-}  # fmt: skip
+    osdp.Command.Output: "output",
+    osdp.Command.LED: "led",
+    osdp.Command.Buzzer: "buzzer",
+    osdp.Command.Text: "text",
+    osdp.Command.Keyset: "keyset",
+    osdp.Command.Comset: "comset",
+    osdp.Command.Manufacturer: "mfg",
+    osdp.Command.FileTransfer: "file_tx",
+    osdp.Command.Status: "status",
+}
 
 DEFAULT_CAPABILITIES = [
     (osdp.Capability.OutputControl, 1, 1),
@@ -265,10 +271,16 @@ class SimulatedReader:
         """A raw Wiegand card read: `bits` bits, MSB-first, left-justified in `data`."""
         if len(data) * 8 < bits:
             raise ValueError("fewer data bytes than bits")
-        self._submit({
-            "event": osdp.Event.CardRead, "reader_no": reader_no, "format": osdp.CardFormat.Wiegand,
-            "direction": direction, "length": bits, "data": bytes(data),
-        })  # fmt: skip
+        self._submit(
+            {
+                "event": osdp.Event.CardRead,
+                "reader_no": reader_no,
+                "format": osdp.CardFormat.Wiegand,
+                "direction": direction,
+                "length": bits,
+                "data": bytes(data),
+            }
+        )
 
     def present_h10301(self, facility: int, card: int, *, reader_no: int = 0) -> None:
         data, bits = h10301(facility, card)
@@ -364,9 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     reader = SimulatedReader(
-        args.port, args.address, args.scbk,
+        args.port,
+        args.address,
+        args.scbk,
         on_command=lambda c: print(f"{c.at:.3f} {c.kind} {c.command}", flush=True),
-    ).start()  # fmt: skip
+    ).start()
     started = time.monotonic()
     next_card = started + args.every if args.every > 0 else float("inf")
     try:

@@ -140,9 +140,15 @@ class PlatformStandIn(PlatformState):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
-            qps=qps, known_users=known_users, app_key=app_key, app_secret=app_secret,
-            token_ttl=token_ttl, org_tz=org_tz, webhook_secret=webhook_secret, clock=clock,
-        )  # fmt: skip
+            qps=qps,
+            known_users=known_users,
+            app_key=app_key,
+            app_secret=app_secret,
+            token_ttl=token_ttl,
+            org_tz=org_tz,
+            webhook_secret=webhook_secret,
+            clock=clock,
+        )
         self.host, self.port, self.webhook_path = host, port, webhook_path
         self._lot = HangLot()
         self._app = build_app(self, self._lot, webhook_path=webhook_path, go_down_for=self._go_down_in_background)
@@ -257,9 +263,14 @@ class PlatformStandIn(PlatformState):
 
     async def _serve(self, sock: socket.socket) -> None:
         config = uvicorn.Config(
-            self._app, log_config=None, log_level="warning", access_log=False,
-            lifespan="off", ws="none", backlog=2048,
-        )  # fmt: skip
+            self._app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            backlog=2048,
+        )
         server = uvicorn.Server(config)
         serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         while not server.started:
@@ -294,11 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-path", default="/webhook")
     args = parser.parse_args(argv)
     stand_in = PlatformStandIn(
-        args.host, args.port, qps=args.qps or None,
-        known_users=[u for u in args.known_users.split(",") if u], webhook_secret=args.webhook_secret,
-        webhook_path=args.webhook_path, app_key=args.app_key, app_secret=args.app_secret,
-        token_ttl=args.token_ttl, org_tz=args.tz,
-    )  # fmt: skip
+        args.host,
+        args.port,
+        qps=args.qps or None,
+        known_users=[u for u in args.known_users.split(",") if u],
+        webhook_secret=args.webhook_secret,
+        webhook_path=args.webhook_path,
+        app_key=args.app_key,
+        app_secret=args.app_secret,
+        token_ttl=args.token_ttl,
+        org_tz=args.tz,
+    )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

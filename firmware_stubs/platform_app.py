@@ -153,9 +153,11 @@ def build_app(
             return await drop_connection(request)
         headers = request.headers
         status, answer = state.webhook.deliver(
-            headers.get("x-gateway-timestamp"), headers.get("x-gateway-signature"),
-            headers.get("idempotency-key"), await request.body(),
-        )  # fmt: skip
+            headers.get("x-gateway-timestamp"),
+            headers.get("x-gateway-signature"),
+            headers.get("idempotency-key"),
+            await request.body(),
+        )
         return json_response(answer, status)
 
     routes = [

@@ -156,7 +156,9 @@ class PlatformState:
     def _add_fault(self, fault: Fault) -> None:
         unknown = fault.apis - set(APIS)
         if unknown or fault.remaining < 1:
-            raise ValueError(f"fault needs n >= 1 and apis among {APIS}, got n={fault.remaining} apis={sorted(unknown)}")
+            raise ValueError(
+                f"fault needs n >= 1 and apis among {APIS}, got n={fault.remaining} apis={sorted(unknown)}"
+            )
         # Checked now, since a bad value would otherwise only blow up inside a later request.
         if not (isinstance(fault.status, int) and 100 <= fault.status <= 599 and isinstance(fault.wait, int)):
             raise ValueError("status must be an HTTP status and wait an integer")
@@ -270,11 +272,17 @@ class PlatformState:
             if self._known_users and key[0] not in self._known_users:
                 return error(USER_NOT_FOUND, "user not found"), None
             request_id = uuid.uuid4().hex
-            self._records.append({
-                "id": len(self._records) + 1, "userid": key[0], "user_check_time": key[1],
-                "device_id": key[2], "device_name": body["device_name"],
-                "photo_url": body.get("photo_url"), "request_id": request_id,
-            })  # fmt: skip
+            self._records.append(
+                {
+                    "id": len(self._records) + 1,
+                    "userid": key[0],
+                    "user_check_time": key[1],
+                    "device_id": key[2],
+                    "device_name": body["device_name"],
+                    "photo_url": body.get("photo_url"),
+                    "request_id": request_id,
+                }
+            )
             self._accepted[key] += 1
             fault = self._take_fault_locked("upload", AFTER_RECORD_FAULTS)
         return {"errcode": OK, "success": True, "errmsg": "ok", "request_id": request_id}, fault

@@ -18,7 +18,7 @@ import itertools
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -55,7 +55,7 @@ class ZkTerminal:
         self.tz = tz
         self.pins = pins or [str(1000 + i) for i in range(50)]
         self.pushver = pushver  # None: old firmware (no pushver on the handshake)
-        self.clock = start or datetime.now(timezone.utc) - timedelta(hours=1)
+        self.clock = start or datetime.now(UTC) - timedelta(hours=1)
         self.retry_delay = retry_delay
         self.max_attempts = max_attempts
         self.lose_replies = lose_replies  # the next N OK answers are "lost": the batch is sent again
@@ -84,16 +84,24 @@ class ZkTerminal:
 
     # -- punches -------------------------------------------------------------------------------------
 
-    def punch_line(self, pin: str | None = None, local: datetime | None = None, status: int | None = None,
-                   verify: int | None = None, fields: int = 6) -> str:
+    def punch_line(
+        self,
+        pin: str | None = None,
+        local: datetime | None = None,
+        status: int | None = None,
+        verify: int | None = None,
+        fields: int = 6,
+    ) -> str:
         """One ATTLOG line in this terminal's local time; 6 fields (older firmware) or 10 (newer)."""
         if local is None:
             self.clock += timedelta(seconds=random.randint(1, 30))
             local = self.clock.astimezone(self.tz).replace(tzinfo=None)
         line = encode_line(
-            pin if pin is not None else random.choice(self.pins), local,
-            random.choice(STATUSES) if status is None else status, random.choice(VERIFIES) if verify is None else verify,
-        )  # fmt: skip
+            pin if pin is not None else random.choice(self.pins),
+            local,
+            random.choice(STATUSES) if status is None else status,
+            random.choice(VERIFIES) if verify is None else verify,
+        )
         return line + "\t0" * (fields - 6) if fields > 6 else line
 
     def punch(self, count: int = 1, **kw: object) -> list[str]:
@@ -116,8 +124,9 @@ class ZkTerminal:
         for _ in range(self.max_attempts):
             self.posts += 1
             try:
-                response = self.http.post("/iclock/cdata", params=params, content=body,
-                                          headers={"Content-Type": "text/plain"})  # fmt: skip
+                response = self.http.post(
+                    "/iclock/cdata", params=params, content=body, headers={"Content-Type": "text/plain"}
+                )
             except httpx.TransportError:
                 time.sleep(self.retry_delay)
                 continue
@@ -128,7 +137,7 @@ class ZkTerminal:
                     continue
                 n = int(text[3:]) if text[3:].isdigit() else len(batch)
                 if lines is None:
-                    self.pending = self.pending[len(batch):]
+                    self.pending = self.pending[len(batch) :]
                 self.accepted.append(n)
                 return n
             time.sleep(self.retry_delay)
@@ -216,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         terminal.close()
-    print(f"pushed {args.count} accepted {accepted} posts {terminal.posts} commands {len(terminal.commands)}", flush=True)
+    print(
+        f"pushed {args.count} accepted {accepted} posts {terminal.posts} commands {len(terminal.commands)}", flush=True
+    )
     return 0
 
 

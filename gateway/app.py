@@ -13,28 +13,28 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-
 from sqlmodel import Session
 
-from gateway import __version__, secretbox
-from gateway.api import create_app
+from gateway import __version__
 from gateway.access import mqtt_doors
 from gateway.access.service import AccessControl
-from gateway.commands import Commands
+from gateway.api import create_app
+from gateway.auth import secretbox
+from gateway.auth.credentials import verify_secret
 from gateway.config import Settings
-from gateway.credentials import verify_secret
-from gateway.liveness import Liveness
-from gateway.metrics import Metrics
-from gateway.people_index import PeopleIndex
+from gateway.core.metrics import Metrics
+from gateway.management.commands import Commands
+from gateway.management.liveness import Liveness
+from gateway.management.provisioning import Provisioner
+from gateway.management.registry import Registry
+from gateway.people.index import PeopleIndex
 from gateway.pipeline import IngestQueue, Pipeline
-from gateway.provisioning import Provisioner
-from gateway.registry import Registry
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
-from gateway.transports.mqtt import MqttTransport
 from gateway.transports.jt808_server import Jt808Server
+from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.service import Uplink
@@ -71,9 +71,14 @@ class Gateway:
         self.queue = IngestQueue(s.pipeline.queue_size, s.pipeline.batch_size)
         self.people = PeopleIndex(self.engine)
         self.pipeline = Pipeline(
-            self.engine, self.registry, self.queue, self.metrics,
-            batch_ms=s.pipeline.batch_ms, max_payload=s.mqtt.max_payload, people=self.people,
-        )  # fmt: skip
+            self.engine,
+            self.registry,
+            self.queue,
+            self.metrics,
+            batch_ms=s.pipeline.batch_ms,
+            max_payload=s.mqtt.max_payload,
+            people=self.people,
+        )
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         box = secretbox.load(s)
         self.access = AccessControl(self.engine, s.site.timezone, self.queue)
@@ -81,23 +86,37 @@ class Gateway:
         self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
         self.access.door_groups = s.access.door_groups
         self.visitors = Visitors(
-            self.engine, self.access, lead_ms=s.visitors.lead_minutes * MINUTE_MS,
-            retention_ms=s.visitors.retention_days * DAY_MS, card_pool=s.visitors.card_pool,
-        )  # fmt: skip
+            self.engine,
+            self.access,
+            lead_ms=s.visitors.lead_minutes * MINUTE_MS,
+            retention_ms=s.visitors.retention_days * DAY_MS,
+            card_pool=s.visitors.card_pool,
+        )
         self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)
         self.outbox = Outbox(self.engine, s.uplink.routes())
         v = s.vehicles
-        self.vehicles = Vehicles(self.engine, TripSettings(
-            min_distance_m=v.min_distance_m, stop_window_s=v.stop_window_s, max_gap_s=v.max_gap_s,
-            max_speed_kmh=v.max_speed_kmh, future_s=v.future_s, filters=frozenset(v.filters),
-            settle_radius_m=min(50.0, v.min_distance_m / 2),  # trip ends are trimmed to the parking place
-        ), self.outbox, v.geofence_dwell_s)  # fmt: skip
+        self.vehicles = Vehicles(
+            self.engine,
+            TripSettings(
+                min_distance_m=v.min_distance_m,
+                stop_window_s=v.stop_window_s,
+                max_gap_s=v.max_gap_s,
+                max_speed_kmh=v.max_speed_kmh,
+                future_s=v.future_s,
+                filters=frozenset(v.filters),
+                settle_radius_m=min(50.0, v.min_distance_m / 2),  # trip ends are trimmed to the parking place
+            ),
+            self.outbox,
+            v.geofence_dwell_s,
+        )
         self.pipeline.decide_access = self.access.decide_request
         self.pipeline.on_commit += [
-            self.liveness.on_commit, self.commands.on_commit, partial(mqtt_doors.answer_requests, self.commands),
+            self.liveness.on_commit,
+            self.commands.on_commit,
+            partial(mqtt_doors.answer_requests, self.commands),
             self.vehicles.on_commit,
-        ]  # fmt: skip
+        ]
         self.broker: EmbeddedBroker | None = None
         self.mqtt: MqttTransport | None = None
         broker_auth: BrokerAuth = NoBrokerAuth()
@@ -107,23 +126,32 @@ class Gateway:
         else:
             self.mqtt = MqttTransport(s.mqtt, self.queue, self.metrics)
             if s.mqtt.device_auth == "dynsec":
-                dynsec = DynsecAuth(lambda topic, payload: self.mqtt.publish(topic, payload), s.mqtt.username,
-                                    north_prefix=s.uplink.mqtt.topic_prefix)  # fmt: skip
+                dynsec = DynsecAuth(
+                    lambda topic, payload: self.mqtt.publish(topic, payload),
+                    s.mqtt.username,
+                    north_prefix=s.uplink.mqtt.topic_prefix,
+                )
                 self.mqtt.control[CONTROL + "/response"] = dynsec.on_response
                 self.mqtt.on_connected.append(self._ensure_gateway_role(dynsec))
                 broker_auth = dynsec
         self.serial_lines = [
             SerialLine(line.port, line.baudrate, line.protocol, line.device_id, self.queue)
-            for line in s.serial if line.protocol in LINE_PROTOCOLS
-        ]  # fmt: skip
+            for line in s.serial
+            if line.protocol in LINE_PROTOCOLS
+        ]
         self.door_readers: DoorReaders | None = None
         self.jt808: Jt808Server | None = None
         if s.jt808.listen:
             self.jt808 = Jt808Server(
-                s.jt808.listen, self.queue, self.registry, self.metrics,
-                auth_code=self._jt808_auth_code, heartbeat=self.liveness.heartbeat,
-                accept_bad_checksum=s.jt808.accept_bad_checksum, idle_timeout=s.jt808.idle_timeout_s,
-            )  # fmt: skip
+                s.jt808.listen,
+                self.queue,
+                self.registry,
+                self.metrics,
+                auth_code=self._jt808_auth_code,
+                heartbeat=self.liveness.heartbeat,
+                accept_bad_checksum=s.jt808.accept_bad_checksum,
+                idle_timeout=s.jt808.idle_timeout_s,
+            )
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
         self.pipeline.outbox = self.outbox
         self.visitors.outbox = self.outbox
@@ -222,9 +250,14 @@ class Gateway:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
         host, port = s.api.host_port()
         config = uvicorn.Config(
-            create_app(self), host=host, port=port, lifespan="off", log_level="warning",
-            access_log=False, server_header=False,
-        )  # fmt: skip
+            create_app(self),
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+        )
         self._api = _ApiServer(config)
         self._api_task = asyncio.create_task(self._api.serve())
         while not self._api.started:
@@ -270,7 +303,7 @@ class Gateway:
             loop.add_signal_handler(sig, stop.set)
         try:
             await asyncio.wait_for(stop.wait(), seconds) if seconds else await stop.wait()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

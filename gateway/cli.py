@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 import logging
 import sys
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(attendance_app, name="attendance")
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file (default ./gateway.toml)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file (default ./gateway.toml)")]
 
 
 def _fail(code: int, message: str) -> None:
@@ -29,7 +29,7 @@ def _fail(code: int, message: str) -> None:
     raise typer.Exit(code)
 
 
-def _settings(path: Optional[Path]) -> config_mod.Settings:
+def _settings(path: Path | None) -> config_mod.Settings:
     try:
         return config_mod.load(path)
     except config_mod.ConfigError as exc:
@@ -67,7 +67,7 @@ def run(config: ConfigOpt = None) -> None:
 @app.command()
 def demo(
     config: ConfigOpt = None,
-    seconds: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
+    seconds: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
     rate: Annotated[float, typer.Option(help="punches per second per simulated terminal")] = 2.0,
 ) -> None:
     """Run the gateway with an embedded broker and simulated devices."""
@@ -79,7 +79,7 @@ def demo(
     _run_or_explain(run_loop, lambda: run_demo(settings, seconds=seconds, rate=rate))
 
 
-def _run_or_explain(run_loop, main) -> None:  # noqa: ANN001
+def _run_or_explain(run_loop, main) -> None:
     try:
         run_loop(main())
     except OSError as exc:
@@ -127,8 +127,10 @@ def attendance_report(
     date_from: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
     date_to: Annotated[str, typer.Option("--to", help="last day, inclusive")],
     format: Annotated[str, typer.Option("--format", help="table | csv | xlsx")] = "table",
-    out: Annotated[Optional[Path], typer.Option("--out", help="file to write (default: standard output; xlsx needs it)")] = None,
-    person: Annotated[Optional[str], typer.Option(help="one person only")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="file to write (default: standard output; xlsx needs it)")
+    ] = None,
+    person: Annotated[str | None, typer.Option(help="one person only")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Daily attendance per person: status, first in, last out, worked minutes, final or provisional."""

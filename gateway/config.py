@@ -8,8 +8,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from gateway.timeutil import check_zone
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.core.timeutil import check_zone
 
 DEFAULT_CONFIG = Path("gateway.toml")
 
@@ -34,7 +35,7 @@ def _host_port(value: str, key: str) -> str:
     return value
 
 
-class Site(Section):
+class SiteSettings(Section):
     id: str = "hq"
     timezone: str = "Asia/Shanghai"
 
@@ -46,7 +47,7 @@ class Site(Section):
         return check_zone(value)
 
 
-class Database(Section):
+class DatabaseSettings(Section):
     url: SecretStr = SecretStr("sqlite:///data/gateway.db")
     sqlite_synchronous: Literal["full", "normal"] = "full"
 
@@ -59,7 +60,7 @@ class Database(Section):
         return value
 
 
-class Mqtt(Section):
+class MqttSettings(Section):
     broker: str = "embedded"
     listen: str = "127.0.0.1:1883"
     username: str = ""
@@ -84,7 +85,7 @@ class Mqtt(Section):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError('expected "embedded", "mqtt://host:port" or "mqtts://host:port"')
         try:
-            parts.port
+            _ = parts.port
         except ValueError:
             raise ValueError(f"bad port in {value!r}") from None
         return value
@@ -95,10 +96,10 @@ class Mqtt(Section):
         return _host_port(value, "mqtt.listen")
 
     @model_validator(mode="after")
-    def _dynsec_needs_a_login(self) -> "Mqtt":
+    def _dynsec_needs_a_login(self) -> MqttSettings:
         if not self.embedded and self.device_auth == "dynsec" and not self.username:
             raise ValueError(
-                'device_auth = "dynsec" needs the gateway\'s broker login (mqtt.username), the plugin\'s admin; '
+                "device_auth = \"dynsec\" needs the gateway's broker login (mqtt.username), the plugin's admin; "
                 'or set mqtt.device_auth = "off" if the broker manages logins itself'
             )
         return self
@@ -117,7 +118,7 @@ class Mqtt(Section):
         return parts.hostname or "localhost", parts.port or (8883 if tls else 1883), tls
 
 
-class Api(Section):
+class ApiSettings(Section):
     listen: str = "127.0.0.1:8080"
     admin_token: SecretStr = SecretStr("")
 
@@ -131,20 +132,20 @@ class Api(Section):
         return host.strip("[]"), int(port)
 
 
-class Security(Section):
+class SecuritySettings(Section):
     # Encrypts the device secrets a protocol needs in clear (OSDP keys, JT/T 808 auth codes).
     # Empty: a random key is kept in `secret.key` beside the SQLite database (or the working directory).
     secret_key: SecretStr = SecretStr("")
 
 
-class Access(Section):
+class AccessSettings(Section):
     # Door pairs (entry, exit) where a holder must leave before entering again.
     anti_passback: list[tuple[str, str]] = []
     # Named groups of doors a person's access may list instead of each door.
     door_groups: dict[str, list[str]] = {}
 
 
-class Visitors(Section):
+class VisitorsSettings(Section):
     # An invitation's credential works this long before its window starts.
     lead_minutes: int = Field(15, ge=0, le=24 * 60)
     # A visit's personal data (name, phone, company) is anonymised this long after its window; counts stay.
@@ -161,7 +162,7 @@ class Visitors(Section):
         return value
 
 
-class Liveness(Section):
+class LivenessSettings(Section):
     """Seconds without any sign of life before a device of each kind counts as offline."""
 
     attendance: int = Field(600, ge=5)
@@ -169,7 +170,7 @@ class Liveness(Section):
     gps: int = Field(600, ge=5)
 
 
-class Jt808(Section):
+class Jt808Settings(Section):
     listen: str = ""
     # A frame whose checksum or length is wrong but whose body parses: stored with the fix flagged
     # (true), or refused and dead-lettered (false). Real terminals do send such frames.
@@ -183,7 +184,7 @@ class Jt808(Section):
         return _host_port(value, "jt808.listen") if value else value
 
 
-class Vehicles(Section):
+class VehiclesSettings(Section):
     """How trips are cut from fixes (see docs/vehicles.md)."""
 
     min_distance_m: float = Field(200, gt=0)  # moving once this far from where it stopped
@@ -193,13 +194,17 @@ class Vehicles(Section):
     future_s: float = Field(86400, ge=0)  # a fix dated more than this ahead is set aside
     # Which filters set fixes aside before trips are cut.
     filters: list[Literal["invalid", "zero_position", "future_time", "duplicate_time", "implausible_speed"]] = [
-        "invalid", "zero_position", "future_time", "duplicate_time", "implausible_speed",
-    ]  # fmt: skip
+        "invalid",
+        "zero_position",
+        "future_time",
+        "duplicate_time",
+        "implausible_speed",
+    ]
     # A geofence enter or exit counts once the vehicle stayed on the new side this long (no flapping).
     geofence_dwell_s: float = Field(60, ge=0)
 
 
-class Pipeline(Section):
+class PipelineSettings(Section):
     batch_size: int = Field(2000, ge=1, le=100_000)
     batch_ms: int = Field(20, ge=1, le=10_000)
     queue_size: int = Field(20000, ge=10, le=10_000_000)
@@ -208,7 +213,7 @@ class Pipeline(Section):
 RecordType = Literal["punch", "access", "visit", "visitor_arrived", "trip"]
 
 
-class DingTalk(Section):
+class DingTalkSettings(Section):
     enabled: bool = False
     base_url: str = "https://oapi.dingtalk.com"
     app_key: str = ""
@@ -218,13 +223,13 @@ class DingTalk(Section):
     timeout_s: float = Field(10, gt=0, le=120)
 
     @model_validator(mode="after")
-    def _complete(self) -> "DingTalk":
+    def _complete(self) -> DingTalkSettings:
         if self.enabled and not (self.app_key and self.app_secret.get_secret_value()):
             raise ValueError("enabled needs app_key and app_secret")
         return self
 
 
-class Webhook(Section):
+class WebhookSettings(Section):
     enabled: bool = False
     url: str = ""
     secret: SecretStr = SecretStr("")
@@ -233,13 +238,13 @@ class Webhook(Section):
     timeout_s: float = Field(10, gt=0, le=120)
 
     @model_validator(mode="after")
-    def _complete(self) -> "Webhook":
+    def _complete(self) -> WebhookSettings:
         if self.enabled and not (self.url.startswith(("http://", "https://")) and self.secret.get_secret_value()):
             raise ValueError("enabled needs an http(s) url and a secret")
         return self
 
 
-class MqttNorth(Section):
+class MqttNorthSettings(Section):
     """Records published QoS 1 to `{topic_prefix}/{site}/{record type}` on the gateway's broker."""
 
     enabled: bool = False
@@ -247,7 +252,7 @@ class MqttNorth(Section):
     topic_prefix: str = Field("platform", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
-class Uplink(Section):
+class UplinkSettings(Section):
     # Records waiting for one sink before the overflow policy applies: "refuse" stops taking device input
     # (the broker and the devices hold it) until the backlog drains; "drop_oldest" drops unsent records
     # (counted in gateway_uplink_dropped_total, logged as errors).
@@ -255,9 +260,9 @@ class Uplink(Section):
     overflow: Literal["refuse", "drop_oldest"] = "refuse"
     # Retries back off exponentially with jitter up to this many seconds.
     retry_max_s: float = Field(300, ge=1, le=86400)
-    dingtalk: DingTalk = DingTalk()
-    webhook: Webhook = Webhook()
-    mqtt: MqttNorth = MqttNorth()
+    dingtalk: DingTalkSettings = DingTalkSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    mqtt: MqttNorthSettings = MqttNorthSettings()
 
     def routes(self) -> dict[str, list[str]]:
         """Enabled sink -> the record types it takes."""
@@ -265,7 +270,7 @@ class Uplink(Section):
         return {name: list(sink.records) for name, sink in sinks.items() if sink.enabled}
 
 
-class SerialLine(Section):
+class SerialLineSettings(Section):
     port: str
     protocol: Literal["osdp", "nmea", "attlog", "card-lines"]
     baudrate: int = Field(115200, gt=0)
@@ -277,19 +282,19 @@ class Settings(BaseSettings):
         env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
-    site: Site = Site()
-    database: Database = Database()
-    mqtt: Mqtt = Mqtt()
-    api: Api = Api()
-    jt808: Jt808 = Jt808()
-    security: Security = Security()
-    access: Access = Access()
-    visitors: Visitors = Visitors()
-    vehicles: Vehicles = Vehicles()
-    liveness: Liveness = Liveness()
-    pipeline: Pipeline = Pipeline()
-    uplink: Uplink = Uplink()
-    serial: list[SerialLine] = []
+    site: SiteSettings = SiteSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    api: ApiSettings = ApiSettings()
+    jt808: Jt808Settings = Jt808Settings()
+    security: SecuritySettings = SecuritySettings()
+    access: AccessSettings = AccessSettings()
+    visitors: VisitorsSettings = VisitorsSettings()
+    vehicles: VehiclesSettings = VehiclesSettings()
+    liveness: LivenessSettings = LivenessSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    uplink: UplinkSettings = UplinkSettings()
+    serial: list[SerialLineSettings] = []
 
     @classmethod
     def settings_customise_sources(

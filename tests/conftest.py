@@ -14,8 +14,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -61,7 +62,8 @@ class Mosquitto:
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(textwrap.dedent(f"""\
+        self.conf.write_text(
+            textwrap.dedent(f"""\
             listener {self.port} 127.0.0.1
             user {getpass.getuser()}
             allow_anonymous true
@@ -72,7 +74,8 @@ class Mosquitto:
             max_queued_bytes 0
             max_inflight_messages 4000
             log_dest file {workdir}/mosquitto.log
-            """))
+            """)
+        )
         if dynsec_admin is not None:
             self._enable_dynsec(*dynsec_admin)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -81,27 +84,52 @@ class Mosquitto:
     def _enable_dynsec(self, username: str, password: str) -> None:
         """mosquitto's dynamic security plugin, with `username` as its admin (what `mosquitto_ctrl dynsec init` makes)."""
         plugins = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")) + sorted(
-            Path("/usr/lib").glob("mosquitto_dynamic_security.so"))
+            Path("/usr/lib").glob("mosquitto_dynamic_security.so")
+        )
         if not plugins:
             pytest.fail("mosquitto's dynamic security plugin is missing (Debian package mosquitto >= 2.0)")
         salt = os.urandom(12)
         digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
-        admin_acls = [{"acltype": t, "topic": topic, "allow": True} for t, topic in (
-            ("publishClientSend", "$CONTROL/dynamic-security/#"), ("publishClientReceive", "$CONTROL/dynamic-security/#"),
-            ("subscribePattern", "$CONTROL/dynamic-security/#"), ("publishClientReceive", "#"),
-            ("subscribePattern", "#"), ("unsubscribePattern", "#"))]  # fmt: skip
-        (self.workdir / "dynsec.json").write_text(json.dumps({
-            "clients": [{"username": username, "password": base64.b64encode(digest).decode(),
-                         "salt": base64.b64encode(salt).decode(), "iterations": 101, "roles": [{"rolename": "admin"}]}],
-            "roles": [{"rolename": "admin", "acls": admin_acls}],
-            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True, "subscribe": False,
-                                 "unsubscribe": True},
-        }))  # fmt: skip
+        admin_acls = [
+            {"acltype": t, "topic": topic, "allow": True}
+            for t, topic in (
+                ("publishClientSend", "$CONTROL/dynamic-security/#"),
+                ("publishClientReceive", "$CONTROL/dynamic-security/#"),
+                ("subscribePattern", "$CONTROL/dynamic-security/#"),
+                ("publishClientReceive", "#"),
+                ("subscribePattern", "#"),
+                ("unsubscribePattern", "#"),
+            )
+        ]
+        (self.workdir / "dynsec.json").write_text(
+            json.dumps(
+                {
+                    "clients": [
+                        {
+                            "username": username,
+                            "password": base64.b64encode(digest).decode(),
+                            "salt": base64.b64encode(salt).decode(),
+                            "iterations": 101,
+                            "roles": [{"rolename": "admin"}],
+                        }
+                    ],
+                    "roles": [{"rolename": "admin", "acls": admin_acls}],
+                    "defaultACLAccess": {
+                        "publishClientSend": False,
+                        "publishClientReceive": True,
+                        "subscribe": False,
+                        "unsubscribe": True,
+                    },
+                }
+            )
+        )
         conf = self.conf.read_text().replace("allow_anonymous true\n", "allow_anonymous false\n")
         self.conf.write_text(conf + f"plugin {plugins[0]}\nplugin_opt_config_file {self.workdir}/dynsec.json\n")
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for(lambda: _port_open(self.port), 10, what="mosquitto to listen")
 
     def stop(self) -> None:
@@ -133,25 +161,42 @@ class GatewayProcess:
         self.api_port = free_port()
         self.mqtt_port = free_port()
         self.config = workdir / "gateway.toml"
-        self.config.write_text("\n".join([
-            "[site]", 'timezone = "Asia/Shanghai"',
-            "[database]", f'url = "sqlite:///{workdir}/gateway.db"',
-            "[mqtt]", f'broker = "{broker}"', f'listen = "127.0.0.1:{self.mqtt_port}"', 'client_id = "gateway-test"',
-            mqtt_extra,
-            "[api]", f'listen = "127.0.0.1:{self.api_port}"', f'admin_token = "{TOKEN}"',
-            extra,
-        ]) + "\n")  # fmt: skip
+        self.config.write_text(
+            "\n".join(
+                [
+                    "[site]",
+                    'timezone = "Asia/Shanghai"',
+                    "[database]",
+                    f'url = "sqlite:///{workdir}/gateway.db"',
+                    "[mqtt]",
+                    f'broker = "{broker}"',
+                    f'listen = "127.0.0.1:{self.mqtt_port}"',
+                    'client_id = "gateway-test"',
+                    mqtt_extra,
+                    "[api]",
+                    f'listen = "127.0.0.1:{self.api_port}"',
+                    f'admin_token = "{TOKEN}"',
+                    extra,
+                ]
+            )
+            + "\n"
+        )
         self.log = workdir / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.api_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        )
 
     def start(self, timeout: float = 30) -> GatewayProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)], cwd=self.workdir, env=env,
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [sys.executable, "-m", "gateway", "run", "--config", str(self.config)],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(self._ready, timeout, 0.1, what=f"gateway /healthz (log: {self.log})")
         return self
 
@@ -174,7 +219,9 @@ class GatewayProcess:
         return self.proc.wait(timeout)
 
     def register(self, device_id: str, protocol: str = "mqtt-json", kind: str = "attendance", **extra: Any) -> dict:
-        response = self.http.post("/api/v1/devices", json={"id": device_id, "kind": kind, "protocol": protocol, **extra})
+        response = self.http.post(
+            "/api/v1/devices", json={"id": device_id, "kind": kind, "protocol": protocol, **extra}
+        )
         assert response.status_code == 201, response.text
         return response.json()
 

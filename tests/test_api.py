@@ -15,10 +15,16 @@ def gw(gateway_factory):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/v1/devices"), ("POST", "/api/v1/devices"), ("GET", "/api/v1/devices/x"),
-     ("PATCH", "/api/v1/devices/x"), ("DELETE", "/api/v1/devices/x"),
-     ("GET", "/api/v1/attendance/punches"), ("GET", "/api/v1/deadletters")],
-)  # fmt: skip
+    [
+        ("GET", "/api/v1/devices"),
+        ("POST", "/api/v1/devices"),
+        ("GET", "/api/v1/devices/x"),
+        ("PATCH", "/api/v1/devices/x"),
+        ("DELETE", "/api/v1/devices/x"),
+        ("GET", "/api/v1/attendance/punches"),
+        ("GET", "/api/v1/deadletters"),
+    ],
+)
 def test_every_endpoint_answers_401_without_a_token_or_with_a_wrong_one(gw, method, path):
     anonymous = httpx.Client(base_url=str(gw.http.base_url))
     assert anonymous.request(method, path).status_code == 401
@@ -31,8 +37,14 @@ def test_health_and_metrics_need_no_token(gw):
     anonymous = httpx.Client(base_url=str(gw.http.base_url))
     assert anonymous.get("/healthz").json()["status"] == "ok"
     metrics = anonymous.get("/metrics").text
-    for name in ("gateway_messages_received_total", "gateway_records_stored_total", "gateway_duplicates_total",
-                 "gateway_deadletters_total", "gateway_batch_commit_seconds", "gateway_queue_depth"):  # fmt: skip
+    for name in (
+        "gateway_messages_received_total",
+        "gateway_records_stored_total",
+        "gateway_duplicates_total",
+        "gateway_deadletters_total",
+        "gateway_batch_commit_seconds",
+        "gateway_queue_depth",
+    ):
         assert name in metrics
     assert anonymous.get("/openapi.json").json()["info"]["title"]
 
@@ -46,14 +58,22 @@ def test_device_lifecycle(gw):
     assert shown["online"] is None and shown["counters"] == {"events": 0, "errors": 0}
     patched = gw.http.patch("/api/v1/devices/att-01", json={"name": "Front door"})
     assert patched.status_code == 200 and patched.json()["name"] == "Front door"
-    assert gw.http.post("/api/v1/devices", json={"id": "att-01", "kind": "attendance", "protocol": "mqtt-json"}).status_code == 409
+    assert (
+        gw.http.post(
+            "/api/v1/devices", json={"id": "att-01", "kind": "attendance", "protocol": "mqtt-json"}
+        ).status_code
+        == 409
+    )
     assert gw.http.delete("/api/v1/devices/att-01").status_code == 204
     assert gw.http.get("/api/v1/devices/att-01").status_code == 404
 
 
 def test_unknown_device_is_404_with_a_reason(gw):
-    for response in (gw.http.get("/api/v1/devices/nope"), gw.http.patch("/api/v1/devices/nope", json={"name": "x"}),
-                     gw.http.delete("/api/v1/devices/nope")):  # fmt: skip
+    for response in (
+        gw.http.get("/api/v1/devices/nope"),
+        gw.http.patch("/api/v1/devices/nope", json={"name": "x"}),
+        gw.http.delete("/api/v1/devices/nope"),
+    ):
         assert response.status_code == 404
         assert "nope" in response.json()["detail"]
 
@@ -96,10 +116,15 @@ def test_lists_paginate_with_limit_and_cursor(gw):
 
 def test_punches_filter_by_device_user_and_time(gw):
     for device, messages in (
-        ("att-01", [b'{"type":"punch","user":"E1","time":"2026-11-27T01:00:00Z"}',
-                    b'{"type":"punch","user":"E2","time":"2026-11-27T02:00:00Z"}']),
+        (
+            "att-01",
+            [
+                b'{"type":"punch","user":"E1","time":"2026-11-27T01:00:00Z"}',
+                b'{"type":"punch","user":"E2","time":"2026-11-27T02:00:00Z"}',
+            ],
+        ),
         ("att-02", [b'{"type":"punch","user":"E1","time":"2026-11-27T03:00:00Z"}']),
-    ):  # fmt: skip
+    ):
         client = publisher(gw.mqtt_port, device, credentials=gw.register(device)["credentials"])
         publish_all(client, [(f"devices/{device}/events", m) for m in messages])
         close(client)

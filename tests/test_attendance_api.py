@@ -11,32 +11,49 @@ from tests.conftest import ROOT, wait_for
 from tests.mqtt_helpers import close, publish_all, publisher
 
 # Monday 2025-03-03 .. Friday 2025-03-07, Asia/Shanghai (the test gateway's site zone)
-PUNCHES = ["2025-03-03T08:55:00", "2025-03-03T18:05:00",  # on time
-           "2025-03-04T09:20:00", "2025-03-04T18:00:00",  # 20 min late
-           "2025-03-05T09:00:00",                         # one punch only
-           "2025-03-07T09:00:00", "2025-03-07T12:00:00"]  # a holiday  # fmt: skip
+PUNCHES = [
+    "2025-03-03T08:55:00",
+    "2025-03-03T18:05:00",  # on time
+    "2025-03-04T09:20:00",
+    "2025-03-04T18:00:00",  # 20 min late
+    "2025-03-05T09:00:00",  # one punch only
+    "2025-03-07T09:00:00",
+    "2025-03-07T12:00:00",
+]  # a holiday
 
 
 def setup_office(gw) -> dict:
     creds = gw.register("att-01")["credentials"]
     admin = gw.http
-    admin.post("/api/v1/people", json={"id": "E1", "name": "Li Lei", "department": "Sales",
-                                       "device_user_ids": {"att-01": "101"}}).raise_for_status()  # fmt: skip
-    admin.post("/api/v1/attendance/shifts", json={"id": "day", "name": "Day", "start": "09:00", "end": "18:00"}).raise_for_status()
-    admin.put("/api/v1/attendance/assignments",
-              json={"target_type": "department", "target_id": "Sales", "shift_id": "day"}).raise_for_status()  # fmt: skip
+    admin.post(
+        "/api/v1/people",
+        json={"id": "E1", "name": "Li Lei", "department": "Sales", "device_user_ids": {"att-01": "101"}},
+    ).raise_for_status()
+    admin.post(
+        "/api/v1/attendance/shifts", json={"id": "day", "name": "Day", "start": "09:00", "end": "18:00"}
+    ).raise_for_status()
+    admin.put(
+        "/api/v1/attendance/assignments", json={"target_type": "department", "target_id": "Sales", "shift_id": "day"}
+    ).raise_for_status()
     admin.post("/api/v1/attendance/holidays", json={"date": "2025-03-07", "name": "Test holiday"}).raise_for_status()
     client = publisher(gw.mqtt_port, "att-01", credentials=creds)
-    publish_all(client, [("devices/att-01/events",
-                          f'{{"type":"punch","user":"101","time":"{t}"}}'.encode()) for t in PUNCHES])  # fmt: skip
+    publish_all(
+        client, [("devices/att-01/events", f'{{"type":"punch","user":"101","time":"{t}"}}'.encode()) for t in PUNCHES]
+    )
     close(client)
-    wait_for(lambda: len(gw.all_items("/api/v1/attendance/punches", person="E1")) == len(PUNCHES), 15, 0.2,
-             what="the punches")  # fmt: skip
+    wait_for(
+        lambda: len(gw.all_items("/api/v1/attendance/punches", person="E1")) == len(PUNCHES),
+        15,
+        0.2,
+        what="the punches",
+    )
     return creds
 
 
 def days(gw, **params) -> list[dict]:
-    return gw.http.get("/api/v1/attendance/days", params={"from": "2025-03-03", "to": "2025-03-07", **params}).json()["items"]
+    return gw.http.get("/api/v1/attendance/days", params={"from": "2025-03-03", "to": "2025-03-07", **params}).json()[
+        "items"
+    ]
 
 
 def test_daily_records_follow_the_rules_and_become_final_when_every_terminal_synced(gateway_factory):
@@ -44,9 +61,12 @@ def test_daily_records_follow_the_rules_and_become_final_when_every_terminal_syn
     setup_office(gw)
     records = days(gw)
     assert [(r["date"], r["status"]) for r in records] == [
-        ("2025-03-03", "present"), ("2025-03-04", "late"), ("2025-03-05", "missing_punch"),
-        ("2025-03-06", "absent"), ("2025-03-07", "holiday"),
-    ]  # fmt: skip
+        ("2025-03-03", "present"),
+        ("2025-03-04", "late"),
+        ("2025-03-05", "missing_punch"),
+        ("2025-03-06", "absent"),
+        ("2025-03-07", "holiday"),
+    ]
     monday, tuesday = records[0], records[1]
     assert monday["first_in"] == "2025-03-03T00:55:00Z" and monday["last_out_local"] == "2025-03-03T18:05:00+08:00"
     assert monday["worked_minutes"] == 9 * 60 + 10
@@ -79,9 +99,18 @@ def test_shift_and_day_requests_are_checked(gateway_factory):
     gw = gateway_factory("embedded").start()
     bad = gw.http.post("/api/v1/attendance/shifts", json={"id": "x", "name": "X", "start": "25:00", "end": "18:00"})
     assert bad.status_code == 422 and bad.json()["detail"].startswith("start")
-    gw.http.post("/api/v1/attendance/shifts", json={"id": "x", "name": "X", "start": "09:00", "end": "18:00"}).raise_for_status()
-    assert gw.http.post("/api/v1/attendance/shifts", json={"id": "x", "name": "X", "start": "09:00", "end": "18:00"}).status_code == 409
-    unknown = gw.http.put("/api/v1/attendance/assignments", json={"target_type": "person", "target_id": "E1", "shift_id": "nope"})
+    gw.http.post(
+        "/api/v1/attendance/shifts", json={"id": "x", "name": "X", "start": "09:00", "end": "18:00"}
+    ).raise_for_status()
+    assert (
+        gw.http.post(
+            "/api/v1/attendance/shifts", json={"id": "x", "name": "X", "start": "09:00", "end": "18:00"}
+        ).status_code
+        == 409
+    )
+    unknown = gw.http.put(
+        "/api/v1/attendance/assignments", json={"target_type": "person", "target_id": "E1", "shift_id": "nope"}
+    )
     assert unknown.status_code == 422
     backwards = gw.http.get("/api/v1/attendance/days", params={"from": "2025-03-07", "to": "2025-03-03"})
     assert backwards.status_code == 422
@@ -92,16 +121,39 @@ def test_the_report_command_writes_table_csv_and_xlsx(gateway_factory, tmp_path)
     setup_office(gw)
 
     def report(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway", "attendance", "report", "--config", str(gw.config),
-                               "--from", "2025-02-28", "--to", "2025-03-07", *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "attendance",
+                "report",
+                "--config",
+                str(gw.config),
+                "--from",
+                "2025-02-28",
+                "--to",
+                "2025-03-07",
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     table = report()
     assert table.returncode == 0, table.stderr
     assert "late" in table.stdout and "Li Lei" in table.stdout
     as_csv = report("--format", "csv")
     assert [r["Status"] for r in csv.DictReader(io.StringIO(as_csv.stdout))] == [
-        "absent", "present", "late", "missing_punch", "absent", "holiday"]  # fmt: skip
+        "absent",
+        "present",
+        "late",
+        "missing_punch",
+        "absent",
+        "holiday",
+    ]
     out = tmp_path / "attendance.xlsx"
     assert report("--format", "xlsx", "--out", str(out)).returncode == 0
     from openpyxl import load_workbook

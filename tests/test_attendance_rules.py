@@ -6,14 +6,21 @@ only build inputs. Dates: 2026-03-02 is a Monday. Asia/Shanghai is UTC+8 all yea
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.attendance import (
-    STATUSES, DayRecord, Leave, Punch, Schedule, Shift, compute_days,
+    STATUSES,
+    DayRecord,
+    Leave,
+    Punch,
+    Schedule,
+    Shift,
+    compute_days,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -25,7 +32,7 @@ DAY = Shift("day", "Day", time(8), time(17))
 def at(stamp: str, tz=SH) -> int:
     """'2026-03-02 08:00[:ss[.fff]]' local wall time -> UTC epoch ms (input building only)."""
     dt = datetime.fromisoformat(stamp).replace(tzinfo=tz)
-    return (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    return (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def punches(*items: tuple[str, str], person: str = "p1", tz=SH) -> list[Punch]:
@@ -51,6 +58,7 @@ def summary(r: DayRecord) -> tuple:
 
 
 # --- single days ------------------------------------------------------------------
+
 
 def test_on_time():
     r = one_day(punches(("07:58", "in"), ("17:02", "out")))
@@ -130,10 +138,12 @@ def test_night_shift_counts_on_its_start_day():
 def test_overlapping_margins_of_two_shifts_split_at_midpoint():
     night = Shift("night", "Night", time(22), time(6))
     early = Shift("early", "Early", time(6, 30), time(14, 30))
-    s = Schedule(shifts={"night": night, "early": early}, assignment={"p1": "night"},
-                 roster={("p1", TUE): "early"}, tz=SH)
-    ps = punches(("2026-03-02 21:58", "in"), ("2026-03-03 06:05", "out"),
-                 ("2026-03-03 06:25", "in"), ("2026-03-03 14:35", "out"))
+    s = Schedule(
+        shifts={"night": night, "early": early}, assignment={"p1": "night"}, roster={("p1", TUE): "early"}, tz=SH
+    )
+    ps = punches(
+        ("2026-03-02 21:58", "in"), ("2026-03-03 06:05", "out"), ("2026-03-03 06:25", "in"), ("2026-03-03 14:35", "out")
+    )
     # Monday night window 21:00 Mon .. 07:00 Tue; Tuesday early window 05:30 .. 15:30 Tue.
     # Overlap 05:30 .. 07:00, midpoint 06:15: 06:05 -> Monday, 06:25 -> Tuesday.
     mon, tue = compute_days(ps, s, MON, TUE)
@@ -144,8 +154,9 @@ def test_overlapping_margins_of_two_shifts_split_at_midpoint():
 
 def test_24h_shift_overlap_midpoint_goes_to_later_day():
     guard = Shift("guard", "24h", time(8), time(8), workdays=frozenset(range(7)))
-    ps = punches(("2026-03-02 08:02", "in"), ("2026-03-03 07:58", "out"),
-                 ("2026-03-03 08:00", "in"), ("2026-03-04 07:57", "out"))
+    ps = punches(
+        ("2026-03-02 08:02", "in"), ("2026-03-03 07:58", "out"), ("2026-03-03 08:00", "in"), ("2026-03-04 07:57", "out")
+    )
     # Each window (07:00 .. 09:00 next day) overlaps the next one on 07:00 .. 09:00; the
     # midpoint 08:00 sharp goes to the later day, so every day effectively runs 08:00 .. 08:00
     # (a 07:55 punch on Monday would be Sunday's out).
@@ -173,8 +184,7 @@ def test_leave():
 
 
 def test_duplicate_punches_count_once():
-    ps = punches(("08:00:00.100", "in"), ("08:00:00.900", "in"),
-                 ("17:00:00.000", "out"), ("17:00:00.400", "out"))
+    ps = punches(("08:00:00.100", "in"), ("08:00:00.900", "in"), ("17:00:00.000", "out"), ("17:00:00.400", "out"))
     r = one_day(ps, Shift("day", "Day", time(8), time(17), hours_mode="pairs"))
     # b and d repeat a and c within the same second: pairs = (a, c) = 08:00:00.1 -> 17:00 = 539.99 min
     # -> 539 (rounded down). Counted twice it would be (a, b) + (c, d) ~ 0 min -> absent.
@@ -212,10 +222,12 @@ def test_pairs_with_an_odd_trailing_punch():
 def test_provisional_until_the_slow_terminal_passes_shift_end_plus_margin():
     ps = punches(("08:00", "in"), ("17:00", "out"))
     devices = ("front", "slow")
+
     # final from 17:00 + 60 min = 18:00 Shanghai on every feeding device
     def final(marks):
         [r] = compute_days(ps, sched(), MON, MON, watermarks=marks, feeding_devices=devices)
         return r.final
+
     front = at("2026-03-02 20:00")
     assert final({"front": front, "slow": at("2026-03-02 17:59:59.999")}) is False
     assert final({"front": front}) is False  # slow never reported
@@ -224,14 +236,16 @@ def test_provisional_until_the_slow_terminal_passes_shift_end_plus_margin():
 
 
 def utc(stamp: str) -> int:
-    return at(stamp, timezone.utc)
+    return at(stamp, UTC)
 
 
 def test_dst_spring_forward_night_shift():
     # 2026-03-08: New York clocks jump 02:00 EST -> 03:00 EDT.
     night = Shift("night", "Night", time(22), time(6), workdays=frozenset(range(7)))
-    ps = [Punch("a", "p1", utc("2026-03-08 03:00"), "in", "d"),    # Sat 22:00 EST (UTC-5)
-          Punch("b", "p1", utc("2026-03-08 10:00"), "out", "d")]   # Sun 06:00 EDT (UTC-4)
+    ps = [
+        Punch("a", "p1", utc("2026-03-08 03:00"), "in", "d"),  # Sat 22:00 EST (UTC-5)
+        Punch("b", "p1", utc("2026-03-08 10:00"), "out", "d"),
+    ]  # Sun 06:00 EDT (UTC-4)
     [r] = compute_days(ps, sched(night, tz=NY), date(2026, 3, 7), date(2026, 3, 7))
     # 8 h on the wall clock, 7 h elapsed = 420 min; out exactly at the shift end: not early
     assert summary(r) == ("present", False, False, 420, 0, 0, ("a", "b"))
@@ -239,8 +253,10 @@ def test_dst_spring_forward_night_shift():
 
 def test_dst_spring_forward_day_shift():
     early = Shift("e", "Early", time(1), time(9), workdays=frozenset(range(7)))
-    ps = [Punch("a", "p1", utc("2026-03-08 06:00"), "in", "d"),    # 01:00 EST
-          Punch("b", "p1", utc("2026-03-08 13:00"), "out", "d")]   # 09:00 EDT
+    ps = [
+        Punch("a", "p1", utc("2026-03-08 06:00"), "in", "d"),  # 01:00 EST
+        Punch("b", "p1", utc("2026-03-08 13:00"), "out", "d"),
+    ]  # 09:00 EDT
     [r] = compute_days(ps, sched(early, tz=NY), date(2026, 3, 8), date(2026, 3, 8))
     assert summary(r) == ("present", False, False, 420, 0, 0, ("a", "b"))
 
@@ -248,8 +264,10 @@ def test_dst_spring_forward_day_shift():
 def test_dst_fall_back_night_shift():
     # 2026-11-01: 02:00 EDT -> 01:00 EST, the night lasts 9 h.
     night = Shift("night", "Night", time(22), time(6), workdays=frozenset(range(7)))
-    ps = [Punch("a", "p1", utc("2026-11-01 02:00"), "in", "d"),    # Sat 22:00 EDT
-          Punch("b", "p1", utc("2026-11-01 11:00"), "out", "d")]   # Sun 06:00 EST
+    ps = [
+        Punch("a", "p1", utc("2026-11-01 02:00"), "in", "d"),  # Sat 22:00 EDT
+        Punch("b", "p1", utc("2026-11-01 11:00"), "out", "d"),
+    ]  # Sun 06:00 EST
     [r] = compute_days(ps, sched(night, tz=NY), date(2026, 10, 31), date(2026, 10, 31))
     assert summary(r) == ("present", False, False, 540, 0, 0, ("a", "b"))
 
@@ -281,10 +299,14 @@ STARTS = [date(2026, 3, 6), date(2026, 3, 27), date(2026, 4, 3), date(2026, 10, 
 @st.composite
 def shifts(draw, sid: str) -> Shift:
     return Shift(
-        sid, sid, time(draw(st.integers(0, 23)), draw(st.sampled_from([0, 15, 30, 45]))),
+        sid,
+        sid,
+        time(draw(st.integers(0, 23)), draw(st.sampled_from([0, 15, 30, 45]))),
         time(draw(st.integers(0, 23)), draw(st.sampled_from([0, 30]))),
-        early_margin_min=draw(st.integers(0, 600)), late_margin_min=draw(st.integers(0, 600)),
-        late_grace_min=draw(st.integers(0, 30)), early_exit_grace_min=draw(st.integers(0, 30)),
+        early_margin_min=draw(st.integers(0, 600)),
+        late_margin_min=draw(st.integers(0, 600)),
+        late_grace_min=draw(st.integers(0, 30)),
+        early_exit_grace_min=draw(st.integers(0, 30)),
         hours_mode=draw(st.sampled_from(["first_last", "pairs"])),
         pairing=draw(st.sampled_from(["alternate", "device"])),
         workdays=frozenset(draw(st.sets(st.integers(0, 6)))),
@@ -306,17 +328,24 @@ def scenarios(draw, with_roster: bool):
                 choice = draw(st.sampled_from([None, "A", "B", "skip"]))
                 if choice != "skip":
                     roster[(pid, d)] = choice
-    base = (datetime.combine(d0 - timedelta(days=2), time(), timezone.utc)
-            - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    base = (datetime.combine(d0 - timedelta(days=2), time(), UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(
+        milliseconds=1
+    )
     span = (ndays + 4) * 86_400_000
-    raw = draw(st.lists(st.tuples(st.sampled_from(people), st.integers(0, span),
-                                  st.sampled_from(["in", "out", "unknown"])), max_size=60))
+    raw = draw(
+        st.lists(
+            st.tuples(st.sampled_from(people), st.integers(0, span), st.sampled_from(["in", "out", "unknown"])),
+            max_size=60,
+        )
+    )
     # a few exact repeats, as re-sent packs produce
     raw += draw(st.lists(st.sampled_from(raw), max_size=5)) if raw else []
     ps = [Punch(f"k{i}", pid, base + off, d, "dev") for i, (pid, off, d) in enumerate(raw)]
     on_leave = draw(st.lists(st.tuples(st.sampled_from(people), st.sampled_from(days)), max_size=3))
     schedule = Schedule(
-        shifts={"A": a, "B": b}, assignment={"p1": "A", "p2": "B", "p3": "A"}, tz=tz,
+        shifts={"A": a, "B": b},
+        assignment={"p1": "A", "p2": "B", "p3": "A"},
+        tz=tz,
         holidays=set(draw(st.lists(st.sampled_from(days), max_size=2))),
         leaves=[Leave(pid, d) for pid, d in on_leave],
         roster=roster,

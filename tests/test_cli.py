@@ -13,7 +13,9 @@ from tests.conftest import ROOT
 def gateway_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     full_env.update(PYTHONPATH=str(ROOT), **(env or {}))
-    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_config_check_with_no_file_prints_the_defaults(tmp_path):
@@ -108,8 +110,11 @@ def test_demo_runs_and_stores_punches_from_its_simulated_terminals(tmp_path):
     assert sources.get("mqtt-json", 0) > 5 and sources.get("attlog", 0) > 5 and sources.get("zk-adms", 0) >= 5
     with sqlite3.connect(tmp_path / "demo.db") as db:
         unmapped = db.execute("SELECT count(*) FROM punch WHERE person_id IS NULL").fetchone()[0]
-        doors = set(db.execute("SELECT reason, person_id IS NOT NULL, visitor_id IS NOT NULL FROM access_event "
-                               "WHERE source = 'osdp'").fetchall())  # fmt: skip
+        doors = set(
+            db.execute(
+                "SELECT reason, person_id IS NOT NULL, visitor_id IS NOT NULL FROM access_event WHERE source = 'osdp'"
+            ).fetchall()
+        )
     assert unmapped == 0, "every demo punch belongs to a demo person"
     # The doors' readers (libosdp PDs on pty links) presented an employee's card, an unknown one and the visitor's.
     assert {("granted", 1, 0), ("unknown_credential", 0, 0), ("granted", 0, 1)} <= doors

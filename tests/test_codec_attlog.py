@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core.events import Punch
 from gateway.devices.attlog import decode, encode_line
 from gateway.devices.errors import DecodeError
 from tests.codec_checks import only_decode_errors
-from gateway.events import Punch
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 DEV = "att-01"
 VECTORS = Path(__file__).parent / "vectors" / "attlog.txt"
 
@@ -48,41 +48,70 @@ GOOD = "101\t2025-08-27 08:57:49\t0\t1\t0\t0"
 
 # --- shared vectors ------------------------------------------------------------------
 
+
 def test_vector_file_decodes_without_rejects():
     out = decode(vector_payload(), DEV, SHANGHAI)
     assert out.rejects == []
     assert [p.user for p in out.events] == ["101", "11", "205"]
 
 
-@pytest.mark.parametrize("pin, utc, direction, verify, status, verify_code", [
-    # 6 fields
-    ("101", datetime(2025, 8, 27, 0, 57, 49, tzinfo=UTC), "in", "fingerprint", 0, 1),
-    # 10 fields (newer firmware)
-    ("11", datetime(2025, 8, 27, 2, 57, 49, tzinfo=UTC), "out", "palm", 1, 25),
-    # 7 fields, status 255 undefined
-    ("205", datetime(2025, 8, 27, 4, 1, 2, tzinfo=UTC), "unknown", "face", 255, 15),
-])
+@pytest.mark.parametrize(
+    "pin, utc, direction, verify, status, verify_code",
+    [
+        # 6 fields
+        ("101", datetime(2025, 8, 27, 0, 57, 49, tzinfo=UTC), "in", "fingerprint", 0, 1),
+        # 10 fields (newer firmware)
+        ("11", datetime(2025, 8, 27, 2, 57, 49, tzinfo=UTC), "out", "palm", 1, 25),
+        # 7 fields, status 255 undefined
+        ("205", datetime(2025, 8, 27, 4, 1, 2, tzinfo=UTC), "unknown", "face", 255, 15),
+    ],
+)
 def test_vector_lines_give_expected_punches(pin, utc, direction, verify, status, verify_code):
     by_pin = {p.user: p for p in decode(vector_payload(), DEV, SHANGHAI).events}
     p = by_pin[pin]
     assert (p.time, p.direction, p.verify, p.status_code, p.verify_code) == (
-        utc, direction, verify, status, verify_code)
+        utc,
+        direction,
+        verify,
+        status,
+        verify_code,
+    )
     assert (p.utc_offset_min, p.workcode, p.source, p.device_id) == (480, "0", "attlog", DEV)
 
 
 # --- fields --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status, direction", [
-    (0, "in"), (1, "out"), (2, "out"), (3, "in"), (4, "in"), (5, "out"), (6, "unknown"), (255, "unknown"),
-])
+
+@pytest.mark.parametrize(
+    "status, direction",
+    [
+        (0, "in"),
+        (1, "out"),
+        (2, "out"),
+        (3, "in"),
+        (4, "in"),
+        (5, "out"),
+        (6, "unknown"),
+        (255, "unknown"),
+    ],
+)
 def test_status_maps_to_direction(status, direction):
     ev = one_event(f"7\t2025-08-27 08:00:00\t{status}\t1\t0\t0")
     assert (ev.direction, ev.status_code) == (direction, status)
 
 
-@pytest.mark.parametrize("code, verify", [
-    (0, "password"), (1, "fingerprint"), (2, "card"), (15, "face"), (25, "palm"), (3, "other:3"), (200, "other:200"),
-])
+@pytest.mark.parametrize(
+    "code, verify",
+    [
+        (0, "password"),
+        (1, "fingerprint"),
+        (2, "card"),
+        (15, "face"),
+        (25, "palm"),
+        (3, "other:3"),
+        (200, "other:200"),
+    ],
+)
 def test_default_verify_convention(code, verify):
     ev = one_event(f"7\t2025-08-27 08:00:00\t0\t{code}\t0\t0")
     assert (ev.verify, ev.verify_code) == (verify, code)
@@ -117,6 +146,7 @@ def test_local_time_follows_dst_of_the_device_zone():
 
 # --- whole-payload reasons -------------------------------------------------------------
 
+
 def test_invalid_utf8_raises_bad_utf8():
     payload = b"101\t2025-08-27 08:57:49\t0\t1\t0\t0\n\xff\xfe\n"
     with pytest.raises(DecodeError) as ei:
@@ -134,6 +164,7 @@ def test_payload_without_a_nonblank_line_raises_empty(payload):
 
 # --- per-line reasons ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("line, count", [("101", 1), ("101\t2025-08-27 08:57:49\t0", 3)])
 def test_line_with_fewer_than_four_fields_is_bad_line(line, count):
     rej = one_reject(line)
@@ -149,27 +180,52 @@ def test_empty_pin_is_missing_field(pin):
     assert "PIN" in rej.detail
 
 
-@pytest.mark.parametrize("stamp", [
-    "2025/08/27 08:57:49", "2025-08-27T08:57:49", "2025-08-27 08:57", "2025-08-27 08:57:49.5",
-    " 2025-08-27 08:57:49", "2025-8-27 08:57:49", "２０２５-08-27 08:57:49", "",
-])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2025/08/27 08:57:49",
+        "2025-08-27T08:57:49",
+        "2025-08-27 08:57",
+        "2025-08-27 08:57:49.5",
+        " 2025-08-27 08:57:49",
+        "2025-8-27 08:57:49",
+        "２０２５-08-27 08:57:49",
+        "",
+    ],
+)
 def test_time_not_in_the_exact_form_is_bad_time(stamp):
     assert one_reject(f"101\t{stamp}\t0\t1\t0\t0").reason == "bad_time"
 
 
-@pytest.mark.parametrize("stamp", [
-    "2025-02-30 08:00:00", "2025-13-01 08:00:00", "2025-08-27 24:00:00",
-    "1999-12-31 23:59:59", "0001-01-01 00:00:00", "9999-12-31 23:59:59",
-])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2025-02-30 08:00:00",
+        "2025-13-01 08:00:00",
+        "2025-08-27 24:00:00",
+        "1999-12-31 23:59:59",
+        "0001-01-01 00:00:00",
+        "9999-12-31 23:59:59",
+    ],
+)
 def test_impossible_or_out_of_range_time_is_bad_time(stamp):
     rej = one_reject(f"101\t{stamp}\t0\t1\t0\t0")
     assert rej.reason == "bad_time"
     assert rej.detail
 
 
-@pytest.mark.parametrize("status, verify", [
-    ("x", "1"), ("-1", "1"), ("", "1"), ("0", "fp"), ("0", "+1"), ("0", "1.0"), ("0", "9" * 5000),
-])
+@pytest.mark.parametrize(
+    "status, verify",
+    [
+        ("x", "1"),
+        ("-1", "1"),
+        ("", "1"),
+        ("0", "fp"),
+        ("0", "+1"),
+        ("0", "1.0"),
+        ("0", "9" * 5000),
+    ],
+)
 def test_status_or_verify_not_a_nonnegative_integer_is_bad_value(status, verify):
     rej = one_reject(f"101\t2025-08-27 08:57:49\t{status}\t{verify}\t0\t0")
     assert rej.reason == "bad_value"
@@ -177,17 +233,20 @@ def test_status_or_verify_not_a_nonnegative_integer_is_bad_value(status, verify)
 
 # --- batches ----------------------------------------------------------------------
 
+
 def test_batch_keeps_good_lines_and_rejects_each_bad_line():
-    text = "\n".join([
-        GOOD,
-        "102\t2025-08-27 08:58:00",               # bad_line
-        "103\t2025-08-27 08:59:00\t1\t2\t0\t0",
-        "\t2025-08-27 09:00:00\t0\t1\t0\t0",       # missing_field
-        "104\tyesterday\t0\t1\t0\t0",              # bad_time
-        "105\t2025-08-27 09:01:00\tin\t1\t0\t0",   # bad_value
-        "",
-        "106\t2025-08-27 09:02:00\t0\t15\t0\t0",
-    ])
+    text = "\n".join(
+        [
+            GOOD,
+            "102\t2025-08-27 08:58:00",  # bad_line
+            "103\t2025-08-27 08:59:00\t1\t2\t0\t0",
+            "\t2025-08-27 09:00:00\t0\t1\t0\t0",  # missing_field
+            "104\tyesterday\t0\t1\t0\t0",  # bad_time
+            "105\t2025-08-27 09:01:00\tin\t1\t0\t0",  # bad_value
+            "",
+            "106\t2025-08-27 09:02:00\t0\t15\t0\t0",
+        ]
+    )
     out = dec(text)
     assert [p.user for p in out.events] == ["101", "103", "106"]
     assert [r.reason for r in out.rejects] == ["bad_line", "missing_field", "bad_time", "bad_value"]
@@ -208,6 +267,7 @@ def test_four_field_line_with_crlf_keeps_verify_clean():
 
 # --- keys --------------------------------------------------------------------------
 
+
 def test_same_payload_twice_gives_the_same_keys():
     first = [p.key for p in decode(vector_payload(), DEV, SHANGHAI).events]
     second = [p.key for p in decode(vector_payload(), DEV, SHANGHAI).events]
@@ -215,11 +275,14 @@ def test_same_payload_twice_gives_the_same_keys():
     assert len(set(first)) == 3
 
 
-@pytest.mark.parametrize("line", [
-    "102\t2025-08-27 08:57:49\t0\t1\t0\t0",  # another user
-    "101\t2025-08-27 08:57:50\t0\t1\t0\t0",  # another second
-    "101\t2025-08-27 08:57:49\t1\t1\t0\t0",  # another status
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "102\t2025-08-27 08:57:49\t0\t1\t0\t0",  # another user
+        "101\t2025-08-27 08:57:50\t0\t1\t0\t0",  # another second
+        "101\t2025-08-27 08:57:49\t1\t1\t0\t0",  # another status
+    ],
+)
 def test_key_changes_with_user_time_or_status(line):
     assert one_event(line).key != one_event(GOOD).key
 
@@ -229,6 +292,7 @@ def test_key_ignores_verify_and_workcode():
 
 
 # --- encode_line ----------------------------------------------------------------------
+
 
 def test_encode_line_builds_six_tab_separated_fields():
     line = encode_line("101", datetime(2025, 8, 27, 8, 57, 49), 0, 1)
@@ -256,6 +320,7 @@ def test_encode_line_round_trips_through_decode(pin, local, status, verify, work
 
 
 # --- properties ----------------------------------------------------------------------
+
 
 def _only_decode_errors(payload: bytes) -> None:
     only_decode_errors(lambda p: decode(p, DEV, SHANGHAI), payload)

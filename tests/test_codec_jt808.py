@@ -1,24 +1,34 @@
 from __future__ import annotations
 
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core.events import idempotency_key
+from gateway.core.timeutil import to_epoch_ms
 from gateway.devices import jt808
 from gateway.devices.errors import DecodeError
 from gateway.devices.jt808 import (
-    Deframer, Registration, build_frame, escape, general_response, parse_auth, parse_batch, parse_frame,
-    parse_location, parse_register, register_response, unescape,
-)  # fmt: skip
-from gateway.events import idempotency_key
-from gateway.timeutil import to_epoch_ms
+    Deframer,
+    Registration,
+    build_frame,
+    escape,
+    general_response,
+    parse_auth,
+    parse_batch,
+    parse_frame,
+    parse_location,
+    parse_register,
+    register_response,
+    unescape,
+)
 from tests.codec_checks import only_decode_errors
 
-UTC = timezone.utc
+UTC = UTC
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEV = "van-1"
 
@@ -42,8 +52,7 @@ LOCATION_WIRE = hx(
     " 0104 00003039 3101 0c 3001 1f e102 aa59 7d02 7e"
 )
 LOCATION_BODY = hx(
-    "00000000 00000003 01dc7d10 073d8aa5 000a 01f4 005a 261127030000"
-    " 0104 00003039 3101 0c 3001 1f e102 aa59"
+    "00000000 00000003 01dc7d10 073d8aa5 000a 01f4 005a 261127030000 0104 00003039 3101 0c 3001 1f e102 aa59"
 )
 
 
@@ -53,12 +62,18 @@ def location(status="00000003", lat="01dc89d0", lon="073d8aa5", stamp="261127030
 
 # --- framing --------------------------------------------------------------------------
 
+
 def test_location_frame_with_escaped_serial_body_and_checksum():
     content = between_delimiters(LOCATION_WIRE)
     assert unescape(content) == hx("0200 002c 013912345678 007e") + LOCATION_BODY + b"\x7e"
     frame = parse_frame(content)
     assert (frame.msg_id, frame.version, frame.protocol_version, frame.phone, frame.serial) == (
-        0x0200, 2013, None, "13912345678", 0x7E)
+        0x0200,
+        2013,
+        None,
+        "13912345678",
+        0x7E,
+    )
     assert frame.body == LOCATION_BODY
     assert (frame.checksum_ok, frame.length_ok, frame.encryption, frame.sub_package) == (True, True, 0, None)
     assert build_frame(0x0200, "13912345678", 0x7E, LOCATION_BODY) == LOCATION_WIRE
@@ -78,7 +93,12 @@ def test_location_vector_gives_the_fix_and_rolls_the_date_back_across_utc_midnig
 def test_2019_header_with_ten_byte_phone():
     frame = parse_frame(hx("0002 4000 01 00000000013912345678 0001 72"))
     assert (frame.msg_id, frame.version, frame.protocol_version, frame.phone, frame.phone_bytes) == (
-        0x0002, 2019, 1, "13912345678", 10)
+        0x0002,
+        2019,
+        1,
+        "13912345678",
+        10,
+    )
     assert (frame.serial, frame.body, frame.checksum_ok, frame.length_ok) == (1, b"", True, True)
 
 
@@ -94,10 +114,13 @@ def test_2019_flag_on_a_2013_header_is_read_as_2013():
     assert frame.length_ok
 
 
-@pytest.mark.parametrize("hex_content, version, sub", [
-    ("0801 2003 013912345678 0005 0002 0001 010203 1c", 2013, (2, 1)),
-    ("0801 6003 01 00000000013912345678 0005 0002 0002 010203 5e", 2019, (2, 2)),
-])
+@pytest.mark.parametrize(
+    "hex_content, version, sub",
+    [
+        ("0801 2003 013912345678 0005 0002 0001 010203 1c", 2013, (2, 1)),
+        ("0801 6003 01 00000000013912345678 0005 0002 0002 010203 5e", 2019, (2, 2)),
+    ],
+)
 def test_sub_package_header_carries_total_and_index(hex_content, version, sub):
     frame = parse_frame(hx(hex_content))
     assert (frame.version, frame.sub_package, frame.body, frame.serial) == (version, sub, hx("010203"), 5)
@@ -117,14 +140,17 @@ def test_body_length_disagreeing_with_properties_is_flagged_and_parsed_anyway():
     assert (frame.length_ok, frame.serial, frame.body) == (False, 9, hx("0102030405"))
 
 
-@pytest.mark.parametrize("content, detail", [
-    (hx("0002 0000 013912345678 00"), "too short"),
-    (hx("0002 0000 013912345678 0001 7d03 00"), "0x7D"),
-    (hx("0002 0000 013912345678 0001 00 7d"), "0x7D"),
-    (hx("0002 0000 013912345678 0001 7e 00"), "0x7E"),
-    (hx("0002 0000 0139123456ab 0001 00"), "BCD"),
-    (hx("0002 6000 01 0000000001391234 0001 00"), "too short"),  # 2019 + sub-package, header cut short
-])
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        (hx("0002 0000 013912345678 00"), "too short"),
+        (hx("0002 0000 013912345678 0001 7d03 00"), "0x7D"),
+        (hx("0002 0000 013912345678 0001 00 7d"), "0x7D"),
+        (hx("0002 0000 013912345678 0001 7e 00"), "0x7E"),
+        (hx("0002 0000 0139123456ab 0001 00"), "BCD"),
+        (hx("0002 6000 01 0000000001391234 0001 00"), "too short"),  # 2019 + sub-package, header cut short
+    ],
+)
 def test_broken_frames_raise_bad_frame(content, detail):
     with pytest.raises(DecodeError) as ei:
         parse_frame(content)
@@ -176,6 +202,7 @@ def test_deframer_discards_an_oversize_frame_and_recovers():
 
 # --- locations ---------------------------------------------------------------------------
 
+
 def test_south_west_and_unfixed_status_bits():
     # Status 0C: south, west, not positioned, ACC off; Buenos Aires.
     fix = parse_location(location(status="0000000c", lat="021002ca", lon="037ad518"), DEV, SHANGHAI)
@@ -214,10 +241,13 @@ def test_vendor_and_unused_items_are_skipped():
     assert (odd.odometer_km, odd.sats, odd.heading, odd.flags) == (None, 5, None, ["bad_heading", "bad_extra:01"])
 
 
-@pytest.mark.parametrize("body, reason", [
-    (location()[:27], "bad_body"),
-    (location(lat="05f5e101"), "out_of_range"),  # 100.000001 degrees
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (location()[:27], "bad_body"),
+        (location(lat="05f5e101"), "out_of_range"),  # 100.000001 degrees
+    ],
+)
 def test_short_or_off_globe_location_raises(body, reason):
     with pytest.raises(DecodeError) as ei:
         parse_location(body, DEV, SHANGHAI)
@@ -231,6 +261,7 @@ def test_same_report_twice_gives_the_same_key_and_another_time_another():
 
 
 # --- batches -------------------------------------------------------------------------------
+
 
 def test_batch_with_a_truncated_third_item_gives_two_fixes_and_one_reject():
     body = hx(
@@ -267,9 +298,7 @@ def test_batch_with_fewer_items_than_counted_or_bytes_left_over():
 
 # --- registration and authentication --------------------------------------------------------
 
-REGISTER_2013 = hx(
-    "002c 012c 4142434445 4d31" + "00" * 18 + " 54303030303031 01 d4c1423132333435"
-)
+REGISTER_2013 = hx("002c 012c 4142434445 4d31" + "00" * 18 + " 54303030303031 01 d4c1423132333435")
 
 
 def test_register_2013_body():
@@ -304,6 +333,7 @@ def test_auth_bodies():
 
 # --- replies -----------------------------------------------------------------------------
 
+
 def test_general_response_is_byte_exact_and_escapes_the_reply_serial():
     request = parse_frame(between_delimiters(LOCATION_WIRE))
     assert general_response(request, 1) == hx("7e 8001 0005 013912345678 0001 007d02 0200 00 c9 7e")
@@ -319,13 +349,16 @@ def test_general_response_mirrors_2019_and_ambiguous_headers():
 def test_register_response_is_byte_exact_with_and_without_code():
     request = parse_frame(between_delimiters(build_frame(0x0100, "13912345678", 0x10, REGISTER_2013)))
     assert register_response(request, 2, 0, "AUTH1234") == hx(
-        "7e 8100 000b 013912345678 0002 0010 00 4155544831323334 a4 7e")
+        "7e 8100 000b 013912345678 0002 0010 00 4155544831323334 a4 7e"
+    )
     request.serial = 0x11
     assert register_response(request, 3, jt808.TERMINAL_TAKEN, "ignored") == hx(
-        "7e 8100 0003 013912345678 0003 0011 03 a3 7e")
+        "7e 8100 0003 013912345678 0003 0011 03 a3 7e"
+    )
 
 
 # --- properties ----------------------------------------------------------------------------
+
 
 def _only_decode_errors(fn, payload: bytes) -> None:
     try:
@@ -389,9 +422,14 @@ def frames(draw):
     phone = draw(st.text(alphabet="0123456789", min_size=1, max_size=digits))
     sub = draw(st.none() | st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)))
     return (
-        draw(st.integers(0, 0xFFFF)), phone, draw(st.integers(0, 0xFFFF)),
-        draw(st.binary(max_size=jt808.MAX_BODY)), version, draw(st.integers(0, 255)), sub,
-    )  # fmt: skip
+        draw(st.integers(0, 0xFFFF)),
+        phone,
+        draw(st.integers(0, 0xFFFF)),
+        draw(st.binary(max_size=jt808.MAX_BODY)),
+        version,
+        draw(st.integers(0, 255)),
+        sub,
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -404,7 +442,12 @@ def test_build_deframe_parse_round_trips(spec, garbage):
     assert len(contents) == 1
     frame = parse_frame(contents[0])
     assert (frame.msg_id, frame.serial, frame.body, frame.version, frame.sub_package) == (
-        msg_id, serial, body, version, sub)
+        msg_id,
+        serial,
+        body,
+        version,
+        sub,
+    )
     assert frame.phone == (phone.lstrip("0") or "0")
     assert frame.protocol_version == (protocol_version if version == 2019 else None)
     assert frame.checksum_ok and frame.length_ok

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -8,21 +8,42 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core.events import AccessEvent, Fix, Punch
 from gateway.devices.errors import DecodeError
-from tests.codec_checks import only_decode_errors
 from gateway.devices.mqtt_json import decode
-from gateway.events import AccessEvent, Fix, Punch
+from tests.codec_checks import only_decode_errors
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 DEV = "att-01"
 
-PUNCH = {"type": "punch", "user": "E1001", "time": "2026-11-27T08:59:03+08:00",
-         "verify": "fingerprint", "direction": "in", "seq": 1234}
-ACCESS = {"type": "access", "door": "main", "credential": {"kind": "card", "value": "0x14088B", "bits": 26},
-          "result": "granted", "direction": "in", "time": 1795741143000}
-FIX = {"type": "fix", "time": "2026-11-27T09:00:00Z", "lat": 31.2304, "lon": 121.4737, "speed_kmh": 42.5,
-       "heading": 90, "alt": 12, "sats": 9, "ignition": True}
+PUNCH = {
+    "type": "punch",
+    "user": "E1001",
+    "time": "2026-11-27T08:59:03+08:00",
+    "verify": "fingerprint",
+    "direction": "in",
+    "seq": 1234,
+}
+ACCESS = {
+    "type": "access",
+    "door": "main",
+    "credential": {"kind": "card", "value": "0x14088B", "bits": 26},
+    "result": "granted",
+    "direction": "in",
+    "time": 1795741143000,
+}
+FIX = {
+    "type": "fix",
+    "time": "2026-11-27T09:00:00Z",
+    "lat": 31.2304,
+    "lon": 121.4737,
+    "speed_kmh": 42.5,
+    "heading": 90,
+    "alt": 12,
+    "sats": 9,
+    "ignition": True,
+}
 
 
 def dec(obj, tz=SHANGHAI):
@@ -54,6 +75,7 @@ def with_(base, **changes):
 
 
 # --- time forms ---------------------------------------------------------------
+
 
 def test_time_with_offset_is_converted_to_utc_and_keeps_the_offset():
     ev = one_event(with_(PUNCH, time="2026-11-27T08:59:03+08:00"))
@@ -89,11 +111,18 @@ def test_time_with_z_suffix_is_utc():
 
 # --- each event type with all fields -----------------------------------------------
 
+
 def test_punch_with_all_fields():
     ev = one_event(PUNCH)
     assert isinstance(ev, Punch)
     assert (ev.device_id, ev.user, ev.verify, ev.direction, ev.seq, ev.source) == (
-        DEV, "E1001", "fingerprint", "in", 1234, "mqtt-json")
+        DEV,
+        "E1001",
+        "fingerprint",
+        "in",
+        1234,
+        "mqtt-json",
+    )
     assert ev.key
 
 
@@ -119,21 +148,38 @@ def test_access_with_all_fields():
     ev = one_event(ACCESS)
     assert isinstance(ev, AccessEvent)
     assert (ev.door, ev.credential_kind, ev.credential_value, ev.credential_bits, ev.result, ev.direction) == (
-        "main", "card", "0x14088B", 26, "granted", "in")
+        "main",
+        "card",
+        "0x14088B",
+        26,
+        "granted",
+        "in",
+    )
     assert ev.time == datetime(2026, 11, 27, 0, 59, 3, tzinfo=UTC)
 
 
 def test_access_integer_credential_value_becomes_string_and_direction_defaults():
     ev = one_event(with_(ACCESS, credential={"kind": "pin", "value": 1234}, direction=...))
     assert (ev.credential_kind, ev.credential_value, ev.credential_bits, ev.direction) == (
-        "pin", "1234", None, "unknown")
+        "pin",
+        "1234",
+        None,
+        "unknown",
+    )
 
 
 def test_fix_with_all_fields():
     ev = one_event(FIX)
     assert isinstance(ev, Fix)
     assert (ev.lat, ev.lon, ev.speed_kmh, ev.heading, ev.alt, ev.sats, ev.ignition) == (
-        31.2304, 121.4737, 42.5, 90, 12, 9, True)
+        31.2304,
+        121.4737,
+        42.5,
+        90,
+        12,
+        9,
+        True,
+    )
     assert ev.valid and ev.flags == []
     assert ev.time == datetime(2026, 11, 27, 9, 0, 0, tzinfo=UTC)
 
@@ -150,6 +196,7 @@ def test_fix_optional_fields_may_be_absent():
 
 
 # --- arrays ---------------------------------------------------------------------
+
 
 def test_array_payload_yields_one_event_per_element_in_order():
     out = dec([PUNCH, ACCESS, FIX])
@@ -173,6 +220,7 @@ def test_array_element_that_is_not_an_object_is_rejected_as_bad_shape():
 
 
 # --- whole-payload reasons -----------------------------------------------------------
+
 
 def test_invalid_utf8_raises_bad_utf8_with_the_payload_as_raw():
     payload = b'{"type": "punch", "user": "\xff"}'
@@ -198,6 +246,7 @@ def test_payload_that_is_not_an_object_or_nonempty_array_raises_bad_shape(payloa
 
 # --- per-element reasons ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["visit", "", 5, ["punch"]])
 def test_unknown_type_is_rejected(kind):
     rej = one_reject(with_(PUNCH, type=kind))
@@ -205,11 +254,21 @@ def test_unknown_type_is_rejected(kind):
     assert orjson.loads(rej.raw) == with_(PUNCH, type=kind)
 
 
-@pytest.mark.parametrize("base, field", [
-    (PUNCH, "type"), (PUNCH, "user"), (PUNCH, "time"),
-    (ACCESS, "door"), (ACCESS, "credential"), (ACCESS, "result"), (ACCESS, "time"),
-    (FIX, "lat"), (FIX, "lon"), (FIX, "time"),
-])
+@pytest.mark.parametrize(
+    "base, field",
+    [
+        (PUNCH, "type"),
+        (PUNCH, "user"),
+        (PUNCH, "time"),
+        (ACCESS, "door"),
+        (ACCESS, "credential"),
+        (ACCESS, "result"),
+        (ACCESS, "time"),
+        (FIX, "lat"),
+        (FIX, "lon"),
+        (FIX, "time"),
+    ],
+)
 def test_missing_required_field_is_rejected_naming_the_field(base, field):
     rej = one_reject(with_(base, **{field: ...}))
     assert rej.reason == "missing_field"
@@ -230,22 +289,45 @@ def test_empty_user_counts_as_missing():
     assert "user" in rej.detail
 
 
-@pytest.mark.parametrize("value", [
-    "yesterday", "2026-13-01T00:00:00Z", "2026-11-27", 12.5, True, {"t": 1},
-    "1999-12-31T23:59:59Z", -1, 10**15, "9999-12-31T23:59:59-01:00",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-11-27",
+        12.5,
+        True,
+        {"t": 1},
+        "1999-12-31T23:59:59Z",
+        -1,
+        10**15,
+        "9999-12-31T23:59:59-01:00",
+    ],
+)
 def test_unusable_time_is_rejected_as_bad_time(value):
     rej = one_reject(with_(PUNCH, time=value))
     assert rej.reason == "bad_time"
     assert rej.detail
 
 
-@pytest.mark.parametrize("base, field, value", [
-    (FIX, "lat", 90.0001), (FIX, "lat", -91), (FIX, "lon", 180.5), (FIX, "lon", -181),
-    (FIX, "speed_kmh", -0.1), (FIX, "speed_kmh", 1000.5), (FIX, "heading", -1), (FIX, "heading", 361),
-    (FIX, "sats", -1), (FIX, "sats", 100), (FIX, "lat", 2**64 - 1),
-    (PUNCH, "seq", -1), (PUNCH, "seq", 2**64 - 1),
-])
+@pytest.mark.parametrize(
+    "base, field, value",
+    [
+        (FIX, "lat", 90.0001),
+        (FIX, "lat", -91),
+        (FIX, "lon", 180.5),
+        (FIX, "lon", -181),
+        (FIX, "speed_kmh", -0.1),
+        (FIX, "speed_kmh", 1000.5),
+        (FIX, "heading", -1),
+        (FIX, "heading", 361),
+        (FIX, "sats", -1),
+        (FIX, "sats", 100),
+        (FIX, "lat", 2**64 - 1),
+        (PUNCH, "seq", -1),
+        (PUNCH, "seq", 2**64 - 1),
+    ],
+)
 def test_value_outside_its_range_is_rejected_as_out_of_range(base, field, value):
     rej = one_reject(with_(base, **{field: value}))
     assert rej.reason == "out_of_range", rej.detail
@@ -258,24 +340,48 @@ def test_credential_bits_outside_1_to_256_is_out_of_range(bits):
     assert one_reject(with_(ACCESS, credential=cred)).reason == "out_of_range"
 
 
-@pytest.mark.parametrize("base, field, value", [
-    (FIX, "lat", "31.2"), (FIX, "lon", True), (FIX, "speed_kmh", "fast"), (FIX, "heading", [90]),
-    (FIX, "alt", False), (FIX, "sats", 9.0), (FIX, "sats", True), (FIX, "ignition", 1),
-    (PUNCH, "user", 1.5), (PUNCH, "user", ["E1"]), (PUNCH, "verify", 1), (PUNCH, "direction", "up"),
-    (PUNCH, "direction", 0), (PUNCH, "seq", "12"), (PUNCH, "seq", 1.0), (PUNCH, "seq", True),
-    (ACCESS, "door", 7), (ACCESS, "result", "maybe"), (ACCESS, "result", True),
-    (ACCESS, "credential", "0x14088B"), (ACCESS, "direction", "sideways"),
-])
+@pytest.mark.parametrize(
+    "base, field, value",
+    [
+        (FIX, "lat", "31.2"),
+        (FIX, "lon", True),
+        (FIX, "speed_kmh", "fast"),
+        (FIX, "heading", [90]),
+        (FIX, "alt", False),
+        (FIX, "sats", 9.0),
+        (FIX, "sats", True),
+        (FIX, "ignition", 1),
+        (PUNCH, "user", 1.5),
+        (PUNCH, "user", ["E1"]),
+        (PUNCH, "verify", 1),
+        (PUNCH, "direction", "up"),
+        (PUNCH, "direction", 0),
+        (PUNCH, "seq", "12"),
+        (PUNCH, "seq", 1.0),
+        (PUNCH, "seq", True),
+        (ACCESS, "door", 7),
+        (ACCESS, "result", "maybe"),
+        (ACCESS, "result", True),
+        (ACCESS, "credential", "0x14088B"),
+        (ACCESS, "direction", "sideways"),
+    ],
+)
 def test_wrong_json_type_or_value_is_rejected_as_bad_value(base, field, value):
     rej = one_reject(with_(base, **{field: value}))
     assert rej.reason == "bad_value", rej.detail
     assert field in rej.detail
 
 
-@pytest.mark.parametrize("cred", [
-    {"kind": "face", "value": "x"}, {"kind": 1, "value": "x"}, {"kind": "card", "value": 1.5},
-    {"kind": "card", "value": "x", "bits": "26"}, {"kind": "card", "value": "x", "bits": True},
-])
+@pytest.mark.parametrize(
+    "cred",
+    [
+        {"kind": "face", "value": "x"},
+        {"kind": 1, "value": "x"},
+        {"kind": "card", "value": 1.5},
+        {"kind": "card", "value": "x", "bits": "26"},
+        {"kind": "card", "value": "x", "bits": True},
+    ],
+)
 def test_bad_credential_parts_are_rejected_as_bad_value(cred):
     assert one_reject(with_(ACCESS, credential=cred)).reason == "bad_value"
 
@@ -292,6 +398,7 @@ def _deep(depth: int) -> bytes:
 
 # --- idempotency keys ----------------------------------------------------------------
 
+
 def test_same_payload_twice_gives_the_same_keys():
     payload = orjson.dumps([PUNCH, ACCESS, FIX])
     first = [e.key for e in decode(payload, DEV, SHANGHAI).events]
@@ -306,9 +413,15 @@ def test_same_instant_in_another_time_form_gives_the_same_key():
     assert a.key == b.key
 
 
-@pytest.mark.parametrize("change", [
-    {"user": "E1002"}, {"direction": "out"}, {"seq": 1235}, {"time": "2026-11-27T08:59:04+08:00"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"user": "E1002"},
+        {"direction": "out"},
+        {"seq": 1235},
+        {"time": "2026-11-27T08:59:04+08:00"},
+    ],
+)
 def test_punch_key_changes_with_what_identifies_the_punch(change):
     assert one_event(with_(PUNCH, **change)).key != one_event(PUNCH).key
 
@@ -319,6 +432,7 @@ def test_punch_key_depends_on_the_device():
 
 
 # --- properties ----------------------------------------------------------------------
+
 
 def _only_decode_errors(payload: bytes) -> None:
     only_decode_errors(lambda p: decode(p, DEV, SHANGHAI), payload)
@@ -336,8 +450,13 @@ def test_every_prefix_of_a_valid_payload_raises_only_decode_error():
         _only_decode_errors(payload[:end])
 
 
-JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
@@ -355,9 +474,29 @@ def test_arbitrary_json_values_never_raise_anything_but_decode_error(value):
 @given(
     base=st.sampled_from([PUNCH, ACCESS, FIX]),
     changes=st.dictionaries(
-        st.sampled_from(["type", "user", "time", "verify", "direction", "seq", "door", "credential", "result",
-                         "lat", "lon", "speed_kmh", "heading", "alt", "sats", "ignition"]),
-        JSON_VALUES, max_size=4),
+        st.sampled_from(
+            [
+                "type",
+                "user",
+                "time",
+                "verify",
+                "direction",
+                "seq",
+                "door",
+                "credential",
+                "result",
+                "lat",
+                "lon",
+                "speed_kmh",
+                "heading",
+                "alt",
+                "sats",
+                "ignition",
+            ]
+        ),
+        JSON_VALUES,
+        max_size=4,
+    ),
 )
 def test_valid_events_with_arbitrary_field_values_never_raise(base, changes):
     _only_decode_errors(orjson.dumps([dict(base, **changes), base]))

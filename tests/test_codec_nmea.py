@@ -4,7 +4,7 @@ import itertools
 import os
 import select
 from dataclasses import astuple
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from pathlib import Path
 
@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_stubs.nmea_receiver import NmeaReceiver, along, epoch_sentences
+from gateway.core.events import Fix, idempotency_key
+from gateway.core.timeutil import to_epoch_ms
 from gateway.devices.errors import DecodeError
 from gateway.devices.nmea import NmeaReader, checksum
-from gateway.events import Fix, idempotency_key
-from gateway.timeutil import to_epoch_ms
 from tests.codec_checks import only_decode_errors
 
-UTC = timezone.utc
+UTC = UTC
 DEV = "gps-01"
 RECEIVED = datetime(2025, 8, 27, 8, 30, 16, tzinfo=UTC)
 VECTORS = Path(__file__).parent / "vectors" / "nmea.txt"
@@ -42,9 +42,22 @@ BA_STALE_RMC = "$GPRMC,221006.00,V,3436.23000,S,05822.90000,W,,,311224,,,N*4E"
 LAST_RMC_OF_YEAR = "$GNRMC,235959.00,A,3113.98760,N,12128.43210,E,0.000,,311224,,,A*64"
 FIRST_GGA_OF_YEAR = "$GNGGA,000000.00,3113.98760,N,12128.43210,E,1,10,0.9,15.0,M,,M,,*5C"
 LITERALS = [
-    SHANGHAI_RMC, SHANGHAI_GGA, SHANGHAI_VTG, BEIDOU_RMC, BEIDOU_GGA, EMPTY_RMC, EMPTY_GGA, ZERO_RMC,
-    BA_RMC, BA_GGA, BA_NOFIX_RMC, BA_NOFIX_GGA, BA_STALE_RMC, LAST_RMC_OF_YEAR, FIRST_GGA_OF_YEAR,
-]  # fmt: skip
+    SHANGHAI_RMC,
+    SHANGHAI_GGA,
+    SHANGHAI_VTG,
+    BEIDOU_RMC,
+    BEIDOU_GGA,
+    EMPTY_RMC,
+    EMPTY_GGA,
+    ZERO_RMC,
+    BA_RMC,
+    BA_GGA,
+    BA_NOFIX_RMC,
+    BA_NOFIX_GGA,
+    BA_STALE_RMC,
+    LAST_RMC_OF_YEAR,
+    FIRST_GGA_OF_YEAR,
+]
 
 
 def xor(body: str) -> str:
@@ -82,6 +95,7 @@ def degrees(whole: int, minutes: float) -> float:
 
 # --- checksums and framing -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("sentence", LITERALS)
 def test_literal_checksums_are_the_xor_between_dollar_and_star(sentence):
     body, given_sum = sentence[1:].split("*")
@@ -89,14 +103,17 @@ def test_literal_checksums_are_the_xor_between_dollar_and_star(sentence):
     assert checksum(body.encode()) == int(given_sum, 16)
 
 
-@pytest.mark.parametrize("sentence, reason", [
-    (SHANGHAI_RMC[:-2] + "70", "bad_checksum"),
-    (SHANGHAI_RMC.replace("3113.98760", "3113.98761"), "bad_checksum"),  # one flipped digit
-    (SHANGHAI_RMC[:-3] + "*7", "bad_checksum"),
-    (SHANGHAI_RMC[:-3] + "*7G", "bad_checksum"),
-    (SHANGHAI_RMC[:-3] + "*711", "bad_checksum"),
-    (SHANGHAI_RMC[:-3], "missing_checksum"),
-])
+@pytest.mark.parametrize(
+    "sentence, reason",
+    [
+        (SHANGHAI_RMC[:-2] + "70", "bad_checksum"),
+        (SHANGHAI_RMC.replace("3113.98760", "3113.98761"), "bad_checksum"),  # one flipped digit
+        (SHANGHAI_RMC[:-3] + "*7", "bad_checksum"),
+        (SHANGHAI_RMC[:-3] + "*7G", "bad_checksum"),
+        (SHANGHAI_RMC[:-3] + "*711", "bad_checksum"),
+        (SHANGHAI_RMC[:-3], "missing_checksum"),
+    ],
+)
 def test_checksum_problems_drop_the_sentence_with_a_reason(sentence, reason):
     reject = one_reject(sentence)
     assert (reject.reason, reject.raw) == (reason, sentence.encode())
@@ -126,6 +143,7 @@ def test_a_sentence_cut_off_by_the_next_is_rejected_and_the_next_survives():
 
 
 # --- merging an epoch ----------------------------------------------------------------
+
 
 def test_rmc_gga_and_vtg_of_one_time_make_one_fix():
     fix = one_fix(SHANGHAI_RMC, SHANGHAI_VTG, SHANGHAI_GGA)
@@ -188,13 +206,20 @@ def test_empty_fields_are_unknown_not_zero():
 MODE_N_RMC = "GNRMC,083015.00,A,3113.98760,N,12128.43210,E,12.345,87.60,270825,,,N"
 
 
-@pytest.mark.parametrize("sentences, valid, flags", [
-    ([ZERO_RMC], False, ["zero_position"]),
-    ([framed(MODE_N_RMC[:-1] + "E")], True, ["estimated"]),  # dead reckoning
-    ([SHANGHAI_RMC, framed("GNGGA,083015.00,3113.98760,N,12128.43210,E,0,03,9.9,14.3,M,8.9,M,,")], False, ["no_fix"]),
-    # mode N overrides status A; the epoch takes the date of the good one before it
-    ([EMPTY_RMC, EMPTY_GGA, framed(MODE_N_RMC.replace("083015", "083019"))], False, ["no_fix"]),
-])
+@pytest.mark.parametrize(
+    "sentences, valid, flags",
+    [
+        ([ZERO_RMC], False, ["zero_position"]),
+        ([framed(MODE_N_RMC[:-1] + "E")], True, ["estimated"]),  # dead reckoning
+        (
+            [SHANGHAI_RMC, framed("GNGGA,083015.00,3113.98760,N,12128.43210,E,0,03,9.9,14.3,M,8.9,M,,")],
+            False,
+            ["no_fix"],
+        ),
+        # mode N overrides status A; the epoch takes the date of the good one before it
+        ([EMPTY_RMC, EMPTY_GGA, framed(MODE_N_RMC.replace("083015", "083019"))], False, ["no_fix"]),
+    ],
+)
 def test_validity_and_flags(sentences, valid, flags):
     fixes, rejects = read(*sentences)
     assert rejects == []
@@ -203,11 +228,15 @@ def test_validity_and_flags(sentences, valid, flags):
 
 # --- no fix and dates ------------------------------------------------------------------
 
-@pytest.mark.parametrize("sentences, fixes", [
-    ([BA_RMC, BA_GGA, BA_NOFIX_RMC, BA_NOFIX_GGA], 1),  # no fix, no position: nothing after the good one
-    ([BA_STALE_RMC], 0),  # no fix is never dated from its own RMC
-    ([SHANGHAI_GGA], 0),  # GGA alone, no RMC ever: no date
-])
+
+@pytest.mark.parametrize(
+    "sentences, fixes",
+    [
+        ([BA_RMC, BA_GGA, BA_NOFIX_RMC, BA_NOFIX_GGA], 1),  # no fix, no position: nothing after the good one
+        ([BA_STALE_RMC], 0),  # no fix is never dated from its own RMC
+        ([SHANGHAI_GGA], 0),  # GGA alone, no RMC ever: no date
+    ],
+)
 def test_epochs_that_yield_nothing(sentences, fixes):
     out, rejects = read(*sentences)
     assert (len(out), rejects) == (fixes, [])
@@ -225,7 +254,9 @@ def test_status_v_with_a_position_is_an_invalid_no_fix_on_the_borrowed_date():
 def test_gga_only_epoch_borrows_the_last_date_across_midnight():
     fixes, _ = read(LAST_RMC_OF_YEAR, FIRST_GGA_OF_YEAR)
     assert [f.time for f in fixes] == [
-        datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2025, 1, 1, 0, 0, 0, tzinfo=UTC)]
+        datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 0, 0, tzinfo=UTC),
+    ]
     assert (fixes[1].sats, fixes[1].speed_kmh) == (10, None)
 
 
@@ -237,10 +268,15 @@ def test_a_date_is_not_borrowed_after_twelve_hours_of_silence():
     assert later.events + reader.flush().events == []
 
 
-@pytest.mark.parametrize("ddmmyy, day", [
-    ("311224", datetime(2024, 12, 31)), ("010100", datetime(2000, 1, 1)), ("290224", datetime(2024, 2, 29)),
-    ("150399", datetime(2099, 3, 15)),
-])
+@pytest.mark.parametrize(
+    "ddmmyy, day",
+    [
+        ("311224", datetime(2024, 12, 31)),
+        ("010100", datetime(2000, 1, 1)),
+        ("290224", datetime(2024, 2, 29)),
+        ("150399", datetime(2099, 3, 15)),
+    ],
+)
 def test_two_digit_year_is_read_as_2000_to_2099(ddmmyy, day):
     fix = one_fix(framed(f"GPRMC,120000,A,4807.038,N,01131.000,E,,,{ddmmyy},,"))
     assert fix.time == day.replace(hour=12, tzinfo=UTC)
@@ -248,24 +284,28 @@ def test_two_digit_year_is_read_as_2000_to_2099(ddmmyy, day):
 
 # --- unreadable fields -----------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    "GPRMC,250000.00,A,4807.038,N,01131.000,E,,,270825,,",   # hour 25
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,300225,,",   # 30 February
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,2708,,",     # short date
-    "GPRMC,120000.00,A,4860.038,N,01131.000,E,,,270825,,",   # 60 minutes
-    "GPRMC,120000.00,A,9100.000,N,01131.000,E,,,270825,,",   # latitude past the pole
-    "GPRMC,120000.00,A,4807.038,X,01131.000,E,,,270825,,",   # hemisphere
-    "GPRMC,120000.00,A,4807.038,N,,,,,270825,,",             # half a position
-    "GPRMC,120000.00,Q,4807.038,N,01131.000,E,,,270825,,",   # status
-    "GPRMC,120000.00,A,,,,,,,270825,,",                      # fix without a position
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,-1.0,,270825,,",  # negative speed
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,1.0,361.0,270825,,",  # course
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,nan,,270825,,",
-    "GPGGA,120000.00,4807.038,N,01131.000,E,1,1e2,0.9,10,M,,M,,",  # satellites
-    "GPGGA,120000.00,4807.038,N,01131.000,E,x,08,0.9,10,M,,M,,",   # quality
-    "GPGGA,120000.00,4807.038,N,01131.000,E,1,08,0.9,1_0,M,,M,,",  # altitude
-    "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,270825,,\u00e9",    # non-ASCII under a good checksum
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "GPRMC,250000.00,A,4807.038,N,01131.000,E,,,270825,,",  # hour 25
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,300225,,",  # 30 February
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,2708,,",  # short date
+        "GPRMC,120000.00,A,4860.038,N,01131.000,E,,,270825,,",  # 60 minutes
+        "GPRMC,120000.00,A,9100.000,N,01131.000,E,,,270825,,",  # latitude past the pole
+        "GPRMC,120000.00,A,4807.038,X,01131.000,E,,,270825,,",  # hemisphere
+        "GPRMC,120000.00,A,4807.038,N,,,,,270825,,",  # half a position
+        "GPRMC,120000.00,Q,4807.038,N,01131.000,E,,,270825,,",  # status
+        "GPRMC,120000.00,A,,,,,,,270825,,",  # fix without a position
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,-1.0,,270825,,",  # negative speed
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,1.0,361.0,270825,,",  # course
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,nan,,270825,,",
+        "GPGGA,120000.00,4807.038,N,01131.000,E,1,1e2,0.9,10,M,,M,,",  # satellites
+        "GPGGA,120000.00,4807.038,N,01131.000,E,x,08,0.9,10,M,,M,,",  # quality
+        "GPGGA,120000.00,4807.038,N,01131.000,E,1,08,0.9,1_0,M,,M,,",  # altitude
+        "GPRMC,120000.00,A,4807.038,N,01131.000,E,,,270825,,\u00e9",  # non-ASCII under a good checksum
+    ],
+)
 def test_unreadable_field_is_bad_sentence(body):
     reject = one_reject(framed(body))
     assert reject.reason == "bad_sentence"
@@ -274,6 +314,7 @@ def test_unreadable_field_is_bad_sentence(body):
 
 
 # --- the vector file --------------------------------------------------------------------
+
 
 def vectors() -> list[str]:
     return [line for line in VECTORS.read_text().splitlines() if line.startswith("$")]
@@ -310,10 +351,21 @@ def test_vector_rmc_with_mode_indicator():
 
 SHANGHAI_T = datetime(2025, 8, 27, 8, 30, 15, tzinfo=UTC)
 BA_T = datetime(2024, 12, 31, 22, 10, 4, 500_000, tzinfo=UTC)
-STREAM = "".join(s + "\r\n" for s in [
-    SHANGHAI_RMC, SHANGHAI_VTG, framed("GPGSV,1,1,01,03,03,111,00"), SHANGHAI_GGA,
-    BEIDOU_RMC[:-2] + "00", BEIDOU_GGA, BA_RMC, BA_GGA, BA_NOFIX_RMC, BA_STALE_RMC,
-]).encode()
+STREAM = "".join(
+    s + "\r\n"
+    for s in [
+        SHANGHAI_RMC,
+        SHANGHAI_VTG,
+        framed("GPGSV,1,1,01,03,03,111,00"),
+        SHANGHAI_GGA,
+        BEIDOU_RMC[:-2] + "00",
+        BEIDOU_GGA,
+        BA_RMC,
+        BA_GGA,
+        BA_NOFIX_RMC,
+        BA_STALE_RMC,
+    ]
+).encode()
 
 
 def decode_in_chunks(chunks: list[bytes]) -> tuple[list[tuple], list[tuple]]:
@@ -330,8 +382,12 @@ def test_splitting_the_stream_at_every_byte_gives_the_same_fixes():
     whole = decode_in_chunks([STREAM])
     assert [r[0] for r in whole[1]] == ["bad_checksum"]
     times_and_validity = [(f[1], f[11]) for f in whole[0]]  # astuple order: device_id, time, ..., valid
-    assert times_and_validity == [(SHANGHAI_T, True), (SHANGHAI_T + timedelta(seconds=1), True),  # BeiDou GGA alone
-                                  (BA_T, True), (BA_T + timedelta(seconds=1.5), False)]
+    assert times_and_validity == [
+        (SHANGHAI_T, True),
+        (SHANGHAI_T + timedelta(seconds=1), True),  # BeiDou GGA alone
+        (BA_T, True),
+        (BA_T + timedelta(seconds=1.5), False),
+    ]
     for cut in range(len(STREAM) + 1):
         assert decode_in_chunks([STREAM[:cut], STREAM[cut:]]) == whole, cut
 
@@ -362,6 +418,7 @@ def test_sentence_right_after_garbage_in_one_chunk_survives():
 
 # --- properties ------------------------------------------------------------------------
 
+
 def _feed_and_flush(reader: NmeaReader, payload: bytes):
     out = reader.feed(payload, RECEIVED)
     tail = reader.flush()
@@ -378,8 +435,11 @@ def test_arbitrary_bytes_never_raise(payload):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([s.encode() for s in LITERALS] + [b"\r\n", b"$", b"*", b",", b"\xc3", b"\x00"]),
-                max_size=30))
+@given(
+    st.lists(
+        st.sampled_from([s.encode() for s in LITERALS] + [b"\r\n", b"$", b"*", b",", b"\xc3", b"\x00"]), max_size=30
+    )
+)
 def test_shuffled_fragments_of_real_sentences_never_raise(parts):
     reader = NmeaReader(DEV)
     for part in parts:
@@ -390,10 +450,14 @@ def test_shuffled_fragments_of_real_sentences_never_raise(parts):
 @settings(max_examples=300, deadline=None)
 @given(
     when=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31, 23, 59, 59)),
-    lat=st.floats(min_value=-90, max_value=90), lon=st.floats(min_value=-180, max_value=180),
-    speed=st.floats(min_value=0, max_value=500), course=st.floats(min_value=0, max_value=359.99),
-    alt=st.floats(min_value=-400, max_value=9000), sats=st.integers(min_value=0, max_value=99),
-    hdop=st.floats(min_value=0, max_value=50), talker=st.sampled_from(["GP", "GN", "BD", "GB", "GL", "GA"]),
+    lat=st.floats(min_value=-90, max_value=90),
+    lon=st.floats(min_value=-180, max_value=180),
+    speed=st.floats(min_value=0, max_value=500),
+    course=st.floats(min_value=0, max_value=359.99),
+    alt=st.floats(min_value=-400, max_value=9000),
+    sats=st.integers(min_value=0, max_value=99),
+    hdop=st.floats(min_value=0, max_value=50),
+    talker=st.sampled_from(["GP", "GN", "BD", "GB", "GL", "GA"]),
 )
 def test_stub_sentences_round_trip_through_the_reader(when, lat, lon, speed, course, alt, sats, hdop, talker):
     when = when.replace(tzinfo=UTC)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.core.events import Fix, idempotency_key
 from gateway.devices.errors import DecodeError
 from gateway.devices.owntracks import decode
-from gateway.events import Fix, idempotency_key
 from tests.codec_checks import only_decode_errors
 
-UTC = timezone.utc
+UTC = UTC
 DEV = "phone-anna"
 TST = 1756283415  # 2025-08-27 08:30:15 UTC
 
@@ -84,16 +84,19 @@ def test_same_message_twice_gives_the_same_key_and_another_time_another():
     assert one_fix(location(tst=TST + 1)).key != one_fix(location()).key
 
 
-@pytest.mark.parametrize("payload", [
-    b'{"_type":"transition","wtst":1756280000,"lat":31.23,"lon":121.47,"tst":1756283415,"event":"enter"}',
-    b'{"_type":"waypoint","desc":"Office","lat":31.23,"lon":121.47,"rad":100,"tst":1756280000}',
-    b'{"_type":"waypoints","waypoints":[]}',
-    b'{"_type":"lwt","tst":1756283415}',
-    b'{"_type":"card","name":"Anna","face":"iVBORw0KGgo="}',
-    b'{"_type":"status","android":{"hib":1}}',
-    b'{"_type":"cmd","action":"reportLocation"}',
-    b'{"_type":"steps","steps":100,"from":1756200000,"to":1756283415}',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"_type":"transition","wtst":1756280000,"lat":31.23,"lon":121.47,"tst":1756283415,"event":"enter"}',
+        b'{"_type":"waypoint","desc":"Office","lat":31.23,"lon":121.47,"rad":100,"tst":1756280000}',
+        b'{"_type":"waypoints","waypoints":[]}',
+        b'{"_type":"lwt","tst":1756283415}',
+        b'{"_type":"card","name":"Anna","face":"iVBORw0KGgo="}',
+        b'{"_type":"status","android":{"hib":1}}',
+        b'{"_type":"cmd","action":"reportLocation"}',
+        b'{"_type":"steps","steps":100,"from":1756200000,"to":1756283415}',
+    ],
+)
 def test_other_message_types_are_ignored_without_error(payload):
     out = decode(payload, DEV)
     assert (out.events, out.rejects) == ([], [])
@@ -103,19 +106,22 @@ def test_encrypted_messages_are_rejected_so_they_are_not_lost_silently():
     assert reason(b'{"_type":"encrypted","data":"b64..."}') == "encrypted"
 
 
-@pytest.mark.parametrize("payload, expected", [
-    (b"", "bad_json"),
-    (b"{", "bad_json"),
-    (b"lat=31.2", "bad_json"),
-    (b'{"_type":"location","lat":NaN}', "bad_json"),
-    (b'{"_type":"location","lat":1e999,"lon":0,"tst":1756283415}', "bad_json"),
-    (b'{"_type":"location","lat":31.2\xff}', "bad_utf8"),
-    (b"[]", "bad_shape"),
-    (b"null", "bad_shape"),
-    (b'"location"', "bad_shape"),
-    (b'{"lat":31.2,"lon":121.4,"tst":1756283415}', "missing_field"),
-    (b'{"_type":5}', "bad_value"),
-])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (b"", "bad_json"),
+        (b"{", "bad_json"),
+        (b"lat=31.2", "bad_json"),
+        (b'{"_type":"location","lat":NaN}', "bad_json"),
+        (b'{"_type":"location","lat":1e999,"lon":0,"tst":1756283415}', "bad_json"),
+        (b'{"_type":"location","lat":31.2\xff}', "bad_utf8"),
+        (b"[]", "bad_shape"),
+        (b"null", "bad_shape"),
+        (b'"location"', "bad_shape"),
+        (b'{"lat":31.2,"lon":121.4,"tst":1756283415}', "missing_field"),
+        (b'{"_type":5}', "bad_value"),
+    ],
+)
 def test_unusable_payloads(payload, expected):
     assert reason(payload) == expected
 
@@ -126,18 +132,41 @@ def test_missing_or_null_required_field(missing):
     assert reason(location(**{missing: None})) == "missing_field"
 
 
-@pytest.mark.parametrize("fields", [
-    {"lat": "31.2304"}, {"lon": True}, {"lat": [31.2]}, {"tst": "1756283415"}, {"tst": 1756283415.5},
-    {"tst": False}, {"vel": "fast"}, {"cog": {}}, {"alt": "31m"}, {"acc": True},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"lat": "31.2304"},
+        {"lon": True},
+        {"lat": [31.2]},
+        {"tst": "1756283415"},
+        {"tst": 1756283415.5},
+        {"tst": False},
+        {"vel": "fast"},
+        {"cog": {}},
+        {"alt": "31m"},
+        {"acc": True},
+    ],
+)
 def test_ill_typed_field_is_bad_value(fields):
     assert reason(location(**fields)) == "bad_value"
 
 
-@pytest.mark.parametrize("fields", [
-    {"lat": 90.0001}, {"lat": -91}, {"lon": 180.5}, {"lon": -181}, {"tst": 0}, {"tst": 946684799},
-    {"tst": 7258118400}, {"tst": 2**63}, {"vel": 5000}, {"cog": 361}, {"lat": 1e308},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"lat": 90.0001},
+        {"lat": -91},
+        {"lon": 180.5},
+        {"lon": -181},
+        {"tst": 0},
+        {"tst": 946684799},
+        {"tst": 7258118400},
+        {"tst": 2**63},
+        {"vel": 5000},
+        {"cog": 361},
+        {"lat": 1e308},
+    ],
+)
 def test_out_of_range_field(fields):
     assert reason(location(**fields)) == "out_of_range"
 
@@ -156,6 +185,7 @@ def test_bytearray_payload_is_accepted_and_text_is_not():
 
 # --- properties ------------------------------------------------------------------------
 
+
 def _decode(payload: bytes):
     out = decode(payload, DEV)
     assert all(type(e) is Fix and -90 <= e.lat <= 90 and -180 <= e.lon <= 180 for e in out.events)
@@ -169,13 +199,22 @@ def test_arbitrary_bytes_only_raise_decode_error(payload):
 
 
 JSON_INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what orjson can write
-JSON_VALUES = (st.none() | st.booleans() | JSON_INTS | st.floats(allow_nan=False, allow_infinity=False)
-               | st.text(max_size=10) | st.lists(JSON_INTS, max_size=2))
+JSON_VALUES = (
+    st.none()
+    | st.booleans()
+    | JSON_INTS
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+    | st.lists(JSON_INTS, max_size=2)
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["_type", "lat", "lon", "tst", "vel", "cog", "alt", "acc", "batt", "tid"]), JSON_VALUES,
-).map(lambda d: {"_type": "location", **d} if "_type" not in d else d))
+@given(
+    st.dictionaries(
+        st.sampled_from(["_type", "lat", "lon", "tst", "vel", "cog", "alt", "acc", "batt", "tid"]),
+        JSON_VALUES,
+    ).map(lambda d: {"_type": "location", **d} if "_type" not in d else d)
+)
 def test_arbitrary_location_like_objects_only_raise_decode_error(obj):
     only_decode_errors(_decode, orjson.dumps(obj))

@@ -15,15 +15,22 @@ SN = "CKJA193960001"
 
 # --- handshake ------------------------------------------------------------------------------------
 
+
 def test_handshake_new_firmware():
     text = zk_adms.handshake_reply(SN, 480)
     lines = text.splitlines()
     assert lines[0] == f"GET OPTION FROM: {SN}"
     assert lines[1:4] == ["ATTLOGStamp=None", "OPERLOGStamp=None", "ATTPHOTOStamp=None"]
     assert lines[4:] == [
-        "ErrorDelay=30", "Delay=10", "TransTimes=00:00;14:05", "TransInterval=1",
-        "TransFlag=TransData AttLog OpLog", "TimeZone=8", "Realtime=1", "Encrypt=0",
-    ]  # fmt: skip
+        "ErrorDelay=30",
+        "Delay=10",
+        "TransTimes=00:00;14:05",
+        "TransInterval=1",
+        "TransFlag=TransData AttLog OpLog",
+        "TimeZone=8",
+        "Realtime=1",
+        "Encrypt=0",
+    ]
     assert not any(line.split("=")[0] in ("Stamp", "OpStamp", "PhotoStamp") for line in lines)
 
 
@@ -35,7 +42,9 @@ def test_handshake_old_firmware_gets_the_old_stamp_names_too():
     assert options["TimeZone"] == "-5"
 
 
-@pytest.mark.parametrize("offset, value", [(0, "0"), (480, "8"), (-300, "-5"), (330, "330"), (345, "345"), (-570, "-570")])
+@pytest.mark.parametrize(
+    "offset, value", [(0, "0"), (480, "8"), (-300, "-5"), (330, "330"), (345, "345"), (-570, "-570")]
+)
 def test_timezone_option(offset, value):
     assert zk_adms.timezone_option(offset) == value
 
@@ -64,12 +73,15 @@ def test_tables():
 
 # --- commands down --------------------------------------------------------------------------------
 
+
 def test_sync_user():
     assert zk_adms.command_text("sync_user", {"pin": "1001", "name": "Ann Lee", "card": "123456"}) == (
-        "DATA UPDATE USERINFO PIN=1001\tName=Ann Lee\tCard=123456")
+        "DATA UPDATE USERINFO PIN=1001\tName=Ann Lee\tCard=123456"
+    )
     assert zk_adms.command_text("sync_user", {"pin": 7}) == "DATA UPDATE USERINFO PIN=7"
     assert zk_adms.command_text("sync_user", {"pin": "7", "name": "Bo", "privilege": 14, "password": "1234"}) == (
-        "DATA UPDATE USERINFO PIN=7\tName=Bo\tPri=14\tPasswd=1234")
+        "DATA UPDATE USERINFO PIN=7\tName=Bo\tPri=14\tPasswd=1234"
+    )
 
 
 def test_other_commands():
@@ -86,22 +98,25 @@ def test_unknown_command_names_are_a_clear_error():
     assert "sync_user" in err.value.detail
 
 
-@pytest.mark.parametrize("name, args", [
-    ("sync_user", {}),                                          # no pin
-    ("sync_user", {"pin": ""}),
-    ("sync_user", {"pin": "1\tName=x"}),                        # a TAB would add a field
-    ("sync_user", {"pin": "1", "name": "Ann\nC:9:REBOOT"}),     # a line end would add a command
-    ("sync_user", {"pin": "1", "name": "x" * 25}),
-    ("sync_user", {"pin": "1", "card": "12ab"}),
-    ("sync_user", {"pin": "1", "privilege": 3}),
-    ("sync_user", {"pin": "1", "colour": "red"}),
-    ("sync_user", {"pin": True}),
-    ("sync_user", {"pin": ["1"]}),
-    ("sync_user", {"pin": -1}),
-    ("delete_user", {}),
-    ("delete_user", {"pin": "1", "name": "x"}),
-    ("reboot", {"now": True}),
-])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("sync_user", {}),  # no pin
+        ("sync_user", {"pin": ""}),
+        ("sync_user", {"pin": "1\tName=x"}),  # a TAB would add a field
+        ("sync_user", {"pin": "1", "name": "Ann\nC:9:REBOOT"}),  # a line end would add a command
+        ("sync_user", {"pin": "1", "name": "x" * 25}),
+        ("sync_user", {"pin": "1", "card": "12ab"}),
+        ("sync_user", {"pin": "1", "privilege": 3}),
+        ("sync_user", {"pin": "1", "colour": "red"}),
+        ("sync_user", {"pin": True}),
+        ("sync_user", {"pin": ["1"]}),
+        ("sync_user", {"pin": -1}),
+        ("delete_user", {}),
+        ("delete_user", {"pin": "1", "name": "x"}),
+        ("reboot", {"now": True}),
+    ],
+)
 def test_bad_command_args(name, args):
     with pytest.raises(DecodeError) as err:
         zk_adms.command_text(name, args)
@@ -129,22 +144,30 @@ def test_getrequest_reply():
 
 def test_terminal_side_command_parse():
     assert zk_adms.parse_command("DATA UPDATE USERINFO PIN=1\tName=Ann Lee\tCard=5") == (
-        "DATA UPDATE USERINFO", {"PIN": "1", "Name": "Ann Lee", "Card": "5"})
+        "DATA UPDATE USERINFO",
+        {"PIN": "1", "Name": "Ann Lee", "Card": "5"},
+    )
     assert zk_adms.parse_command("INFO") == ("INFO", {})
 
 
 # --- results up -----------------------------------------------------------------------------------
 
+
 def test_devicecmd_results():
     out = zk_adms.parse_devicecmd(b"ID=42&Return=0&CMD=DATA\r\nID=43&Return=-1&CMD=DATA\nID=44&Return=2&CMD=INFO\n")
     assert out.rejects == []
     assert [(r.id, r.code, r.cmd, r.ok) for r in out.replies] == [
-        ("42", 0, "DATA", True), ("43", -1, "DATA", False), ("44", 2, "INFO", True)]
+        ("42", 0, "DATA", True),
+        ("43", -1, "DATA", False),
+        ("44", 2, "INFO", True),
+    ]
     assert out.replies[1].detail == "Return=-1 CMD=DATA"
 
 
 def test_devicecmd_info_details_follow_their_result():
-    out = zk_adms.parse_devicecmd(b"ID=7&Return=0&CMD=INFO\n~DeviceName=K40\nFWVersion=Ver 6.60\nID=8&Return=0&CMD=CHECK\n")
+    out = zk_adms.parse_devicecmd(
+        b"ID=7&Return=0&CMD=INFO\n~DeviceName=K40\nFWVersion=Ver 6.60\nID=8&Return=0&CMD=CHECK\n"
+    )
     assert [r.id for r in out.replies] == ["7", "8"]
     assert out.replies[0].extra == "~DeviceName=K40\nFWVersion=Ver 6.60"
     assert "FWVersion=Ver 6.60" in out.replies[0].detail
@@ -172,15 +195,27 @@ def test_devicecmd_body_round_trip():
 
 # --- OPERLOG ---------------------------------------------------------------------------------------
 
+
 def test_operlog_users():
-    body = ("USER PIN=1001\tName=Ann Lee\tPri=0\tPasswd=\tCard=123456\tGrp=1\tTZ=0000000000000000\n"
-            "OPLOG 4\t0\t2025-08-27 08:57:49\t0\t0\t0\t0\n"
-            "FP PIN=1001\tFID=6\tSize=1184\tValid=1\tTMP=SnVzdCBhIHRlbXBsYXRl\n").encode()
+    body = (
+        b"USER PIN=1001\tName=Ann Lee\tPri=0\tPasswd=\tCard=123456\tGrp=1\tTZ=0000000000000000\n"
+        b"OPLOG 4\t0\t2025-08-27 08:57:49\t0\t0\t0\t0\n"
+        b"FP PIN=1001\tFID=6\tSize=1184\tValid=1\tTMP=SnVzdCBhIHRlbXBsYXRl\n"
+    )
     out = zk_adms.parse_operlog(body)
     assert out.rejects == []
     assert [e.kind for e in out.entries] == ["USER", "OPLOG", "FP"]
-    assert out.users() == [{"PIN": "1001", "Name": "Ann Lee", "Pri": "0", "Passwd": "", "Card": "123456",
-                            "Grp": "1", "TZ": "0000000000000000"}]  # fmt: skip
+    assert out.users() == [
+        {
+            "PIN": "1001",
+            "Name": "Ann Lee",
+            "Pri": "0",
+            "Passwd": "",
+            "Card": "123456",
+            "Grp": "1",
+            "TZ": "0000000000000000",
+        }
+    ]
     assert out.entries[1].values[:3] == ("4", "0", "2025-08-27 08:57:49")
 
 
@@ -204,6 +239,7 @@ def test_operlog_unusable_bodies(body, reason):
 
 # --- properties ------------------------------------------------------------------------------------
 
+
 @settings(max_examples=400)
 @given(st.binary(max_size=512))
 def test_devicecmd_arbitrary_bytes_only_raise_decode_error(payload):
@@ -226,8 +262,13 @@ def test_devicecmd_near_miss_text_only_raises_decode_error(text):
 
 
 @settings(max_examples=300)
-@given(st.text(max_size=40), st.dictionaries(st.sampled_from(["pin", "name", "card", "privilege", "password", "x"]),
-                                             st.one_of(st.text(max_size=30), st.integers(), st.booleans(), st.none())))
+@given(
+    st.text(max_size=40),
+    st.dictionaries(
+        st.sampled_from(["pin", "name", "card", "privilege", "password", "x"]),
+        st.one_of(st.text(max_size=30), st.integers(), st.booleans(), st.none()),
+    ),
+)
 def test_command_text_only_raises_decode_error_and_never_breaks_a_line(name, args):
     for command in (name, "sync_user", "delete_user"):
         try:
@@ -253,6 +294,7 @@ def test_handshake_only_raises_decode_error(sn, offset, new):
 
 # --- large uploads ---------------------------------------------------------------------------------
 
+
 def test_split_lines_cuts_at_line_ends():
     body = b"a\tb\n" * 10
     assert zk_adms.split_lines(body, 100) == [body]
@@ -264,8 +306,11 @@ def test_split_lines_cuts_at_line_ends():
 
 
 @settings(max_examples=300)
-@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30), st.integers(1, 120),
-       st.booleans())
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    st.integers(1, 120),
+    st.booleans(),
+)
 def test_split_lines_keeps_every_byte_and_every_line_whole(lines, limit, trailing):
     body = b"\n".join(lines) + (b"\n" if trailing else b"")
     pieces = zk_adms.split_lines(body, limit)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-
 from tests.conftest import ROOT, wait_for
 
 STREAM = 20_000
@@ -21,12 +20,29 @@ def punch_rows(gw) -> tuple[int, int]:
 
 def start_terminal(port: int, device: str, count: int, credentials: dict | None = None) -> subprocess.Popen[str]:
     """A simulated terminal in its own process: keeps its session and resends what was not acknowledged."""
-    login = ["--username", credentials["mqtt_username"], "--password", credentials["mqtt_password"]] if credentials else []
+    login = (
+        ["--username", credentials["mqtt_username"], "--password", credentials["mqtt_password"]] if credentials else []
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "firmware_stubs.mqtt_terminal", "--port", str(port), "--device", device,
-         "--count", str(count), "--wait", "180", *login],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "firmware_stubs.mqtt_terminal",
+            "--port",
+            str(port),
+            "--device",
+            device,
+            "--count",
+            str(count),
+            "--wait",
+            "180",
+            *login,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def stored(gw) -> float:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,8 +32,15 @@ from tests.conftest import TOKEN, free_port, wait_for
 from tests.test_roles import ROLE_TABLE
 
 ZONE = ZoneInfo("Asia/Shanghai")
-PAGES = ["/", "/dashboard/feed", "/dashboard/attendance", "/dashboard/visitors", "/dashboard/vehicles",
-         "/dashboard/uplink", "/dashboard/health"]  # fmt: skip
+PAGES = [
+    "/",
+    "/dashboard/feed",
+    "/dashboard/attendance",
+    "/dashboard/visitors",
+    "/dashboard/vehicles",
+    "/dashboard/uplink",
+    "/dashboard/health",
+]
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -43,15 +51,30 @@ class FakeVehicles:
         self.points, self.asked = points, []
 
     def overview(self) -> list[dict[str, Any]]:
-        return [{"id": "van-1", "plate": "沪A·12345", "device_id": "gps-01", "driver": "Dana Driver",
-                 "last_fix": {"time_ms": int(self.points[-1][0]), "lat": 31.23, "lon": 121.47, "speed_kmh": 30.0}}]
+        return [
+            {
+                "id": "van-1",
+                "plate": "沪A·12345",
+                "device_id": "gps-01",
+                "driver": "Dana Driver",
+                "last_fix": {"time_ms": int(self.points[-1][0]), "lat": 31.23, "lon": 121.47, "speed_kmh": 30.0},
+            }
+        ]
 
     def track(self, vehicle_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
         if vehicle_id != "van-1":
             raise KeyError(vehicle_id)
         self.asked.append((since_ms, until_ms))
-        trips = [{"id": "t1", "start_ms": since_ms, "end_ms": since_ms + 3_600_000, "distance_km": 12.5,
-                  "booking_id": None, "flags": ["no_booking"]}]
+        trips = [
+            {
+                "id": "t1",
+                "start_ms": since_ms,
+                "end_ms": since_ms + 3_600_000,
+                "distance_km": 12.5,
+                "booking_id": None,
+                "flags": ["no_booking"],
+            }
+        ]
         return {"points": self.points, "trips": trips}
 
 
@@ -62,11 +85,28 @@ class FakeUplink:
         self.retried: list[int] = []
 
     def status(self) -> list[dict[str, Any]]:
-        return [{"sink": "webhook", "backlog": 3, "delivered": 40, "parked": 1, "failed": 2,
-                 "last_error": "HTTP 502", "rate": 1.5}]
+        return [
+            {
+                "sink": "webhook",
+                "backlog": 3,
+                "delivered": 40,
+                "parked": 1,
+                "failed": 2,
+                "last_error": "HTTP 502",
+                "rate": 1.5,
+            }
+        ]
 
     def parked(self, limit: int) -> list[dict[str, Any]]:
-        return [{"id": 7, "sink": "webhook", "record_type": "visit", "reason": "rejected: 400", "time_ms": 1_795_000_000_000}]
+        return [
+            {
+                "id": 7,
+                "sink": "webhook",
+                "record_type": "visit",
+                "reason": "rejected: 400",
+                "time_ms": 1_795_000_000_000,
+            }
+        ]
 
     def retry(self, parked_id: int) -> bool:
         self.retried.append(parked_id)
@@ -99,15 +139,20 @@ class Site:
 @pytest.fixture
 def site(tmp_path) -> Iterator[Site]:
     port = free_port()
-    settings = Settings(site={"timezone": str(ZONE)}, database={"url": f"sqlite:///{tmp_path}/gateway.db"},
-                        api={"admin_token": TOKEN, "listen": f"127.0.0.1:{port}"})  # fmt: skip
+    settings = Settings(
+        site={"timezone": str(ZONE)},
+        database={"url": f"sqlite:///{tmp_path}/gateway.db"},
+        api={"admin_token": TOKEN, "listen": f"127.0.0.1:{port}"},
+    )
     gw = Gateway(settings)
     upgrade(gw.engine)
     for part in (gw.registry, gw.liveness, gw.people):
         part.load()
     gw.access.reload()
     gw.pipeline.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, 10, what="uvicorn to listen")
@@ -206,11 +251,17 @@ def test_command_buttons_follow_the_roles_and_queue_through_the_api(site):
     for role in ("admin", "installer", "operator", "auditor"):
         client = site.browser(TOKEN if role == "admin" else site.token(role))
         buttons[role] = set(re.findall(r'data-command="(\w+)"', client.get("/dashboard/devices/door-01").text))
-    assert buttons == {"admin": {"open_door", "sync_time"}, "installer": {"open_door", "sync_time"},
-                       "operator": {"open_door"}, "auditor": set()}  # fmt: skip
+    assert buttons == {
+        "admin": {"open_door", "sync_time"},
+        "installer": {"open_door", "sync_time"},
+        "operator": {"open_door"},
+        "auditor": set(),
+    }
     admin = site.browser()
-    response = admin.post("/dashboard/devices/door-01/commands",
-                          data={"command": "open_door", "csrf": csrf_of(admin, "/dashboard/devices/door-01")})
+    response = admin.post(
+        "/dashboard/devices/door-01/commands",
+        data={"command": "open_door", "csrf": csrf_of(admin, "/dashboard/devices/door-01")},
+    )
     assert response.status_code == 303
     commands = site.api.get("/api/v1/devices/door-01/commands").json()["items"]
     assert [(c["name"], c["created_by"]) for c in commands] == [("open_door", "bootstrap-admin")]
@@ -224,8 +275,10 @@ def test_an_auditor_cannot_post_a_command_even_with_its_own_csrf_token(site):
     response = auditor.post("/dashboard/devices/door-01/commands", data={"command": "open_door", "csrf": csrf})
     assert response.status_code == 403
     operator = site.browser(site.token("operator"))
-    refused = operator.post("/dashboard/devices/door-01/commands",
-                            data={"command": "sync_time", "csrf": csrf_of(operator, "/dashboard/devices/door-01")})
+    refused = operator.post(
+        "/dashboard/devices/door-01/commands",
+        data={"command": "sync_time", "csrf": csrf_of(operator, "/dashboard/devices/door-01")},
+    )
     assert refused.status_code == 403
     assert site.api.get("/api/v1/devices/door-01/commands").json()["items"] == []
 
@@ -234,11 +287,17 @@ def test_forms_without_the_sessions_csrf_token_or_from_another_site_are_refused(
     site.register("door-01", kind="access")
     admin, other = site.browser(), site.browser()
     others_token = csrf_of(other, "/")
-    for data in ({"command": "open_door"}, {"command": "open_door", "csrf": "forged"},
-                 {"command": "open_door", "csrf": others_token}):  # fmt: skip
+    for data in (
+        {"command": "open_door"},
+        {"command": "open_door", "csrf": "forged"},
+        {"command": "open_door", "csrf": others_token},
+    ):
         assert admin.post("/dashboard/devices/door-01/commands", data=data).status_code == 403
-    cross_site = admin.post("/dashboard/devices/door-01/commands", headers={"Origin": "http://evil.example"},
-                            data={"command": "open_door", "csrf": csrf_of(admin, "/")})  # fmt: skip
+    cross_site = admin.post(
+        "/dashboard/devices/door-01/commands",
+        headers={"Origin": "http://evil.example"},
+        data={"command": "open_door", "csrf": csrf_of(admin, "/")},
+    )
     assert cross_site.status_code == 403
     assert admin.post("/logout", data={"csrf": ""}).status_code == 403  # signing out is a form too
     assert admin.get("/").status_code == 200
@@ -281,9 +340,17 @@ def test_the_invite_form_creates_an_invitation_for_roles_that_may_invite(site):
     assert auditor.post("/dashboard/visitors/invite", data={"csrf": csrf_of(auditor, "/")}).status_code == 403
     operator = site.browser(site.token("operator"))
     start = datetime.now(ZONE).replace(second=0, microsecond=0)
-    form = {"csrf": csrf_of(operator, "/dashboard/visitors"), "name": "Vera Visitor", "company": "Acme",
-            "host": "H1", "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}",
-            "more_doors": "front, front-exit", "credential": "pin", "phone": ""}  # fmt: skip
+    form = {
+        "csrf": csrf_of(operator, "/dashboard/visitors"),
+        "name": "Vera Visitor",
+        "company": "Acme",
+        "host": "H1",
+        "start": f"{start:%Y-%m-%dT%H:%M}",
+        "end": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}",
+        "more_doors": "front, front-exit",
+        "credential": "pin",
+        "phone": "",
+    }
     missing_doors = operator.post("/dashboard/visitors/invite", data={**form, "more_doors": ""})
     assert missing_doors.status_code == 422 and "doors" in missing_doors.text and "Vera Visitor" in missing_doors.text
     assert operator.post("/dashboard/visitors/invite", data=form).status_code == 303
@@ -293,7 +360,8 @@ def test_the_invite_form_creates_an_invitation_for_roles_that_may_invite(site):
     assert shown and "Vera Visitor" in expected and "Hannah Host" in expected
     invitations = site.api.get("/api/v1/visitors/invitations").json()["items"]
     assert [(i["name"], i["created_by"], i["doors"]) for i in invitations] == [
-        ("Vera Visitor", "token:operator", ["front", "front-exit"])]
+        ("Vera Visitor", "token:operator", ["front", "front-exit"])
+    ]
     assert shown[1] not in operator.get("/dashboard/visitors").text  # shown once
 
 
@@ -301,10 +369,13 @@ def test_attendance_today_and_a_persons_month(site):
     api = site.api
     api.post("/api/v1/people", json={"id": "E1", "name": "Erin Early", "department": "Sales"}).raise_for_status()
     every_day = list(range(7))
-    api.post("/api/v1/attendance/shifts", json={"id": "day", "name": "Day", "start": "00:00", "end": "23:59",
-                                                 "workdays": every_day}).raise_for_status()  # fmt: skip
-    api.put("/api/v1/attendance/assignments", json={"target_type": "person", "target_id": "E1",
-                                                    "shift_id": "day"}).raise_for_status()  # fmt: skip
+    api.post(
+        "/api/v1/attendance/shifts",
+        json={"id": "day", "name": "Day", "start": "00:00", "end": "23:59", "workdays": every_day},
+    ).raise_for_status()
+    api.put(
+        "/api/v1/attendance/assignments", json={"target_type": "person", "target_id": "E1", "shift_id": "day"}
+    ).raise_for_status()
     admin = site.browser()
     page = admin.get("/dashboard/attendance").text
     assert "Erin Early" in page and "<td>Sales</td>" in page
@@ -335,12 +406,21 @@ def test_the_real_vehicles_service_draws_todays_fixes(site):
     site.api.post("/api/v1/vehicles", json={"id": "van-2", "plate": "B-42", "device_id": "gps-01"}).raise_for_status()
     start, _ = queries.day_bounds(ZONE)
     for i in range(12):
-        fix = {"type": "fix", "time": start + 60_000 + i * 10_000, "lat": 31.23 + i * 0.001, "lon": 121.47, "speed_kmh": 40}
+        fix = {
+            "type": "fix",
+            "time": start + 60_000 + i * 10_000,
+            "lat": 31.23 + i * 0.001,
+            "lon": 121.47,
+            "speed_kmh": 40,
+        }
         site.publish("gps-01", "events", json.dumps(fix).encode())
     admin = site.browser()
 
     def vertices() -> int:
-        found = re.search(r'<polyline id="track-line" class="track-line" points="([^"]*)"', admin.get("/dashboard/vehicles/van-2").text)
+        found = re.search(
+            r'<polyline id="track-line" class="track-line" points="([^"]*)"',
+            admin.get("/dashboard/vehicles/van-2").text,
+        )
         return len(found[1].split()) if found else 0
 
     wait_for(lambda: vertices() == 12, 10, what="12 vertices on the track")

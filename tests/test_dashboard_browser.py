@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -114,8 +115,16 @@ def test_admin_sees_devices_online_watches_the_feed_invites_a_visitor_and_signs_
     page.click("nav >> text=Live feed")
     page.wait_for_selector("#feed-state.online")  # the page has polled at least once
     page.evaluate("window.stillTheSamePage = true")
-    publish(office, [("devices/att-01/events", b'{"type":"punch","user":"E1001","time":"2026-11-27T08:59:03+08:00",'
-                                               b'"verify":"fingerprint","direction":"in"}')])  # fmt: skip
+    publish(
+        office,
+        [
+            (
+                "devices/att-01/events",
+                b'{"type":"punch","user":"E1001","time":"2026-11-27T08:59:03+08:00",'
+                b'"verify":"fingerprint","direction":"in"}',
+            )
+        ],
+    )
     page.locator("#feed li", has_text="E1001 punched in").wait_for()
     assert "E1001" in page.locator("#feed li").first.inner_text()  # newest first
     assert page.evaluate("window.stillTheSamePage") is True  # arrived without a reload

@@ -22,8 +22,16 @@ from tests.conftest import ROOT, free_port, wait_for
 from tests.test_dashboard_browser import chromium, screenshot, sign_in  # noqa: F401 - the fixture is used by name
 
 TOKEN = "demo-browser-token"
-PAGES = ["/", "/dashboard/feed", "/dashboard/attendance", "/dashboard/visitors", "/dashboard/vehicles",
-         "/dashboard/vehicles/van-1", "/dashboard/uplink", "/dashboard/health"]  # fmt: skip
+PAGES = [
+    "/",
+    "/dashboard/feed",
+    "/dashboard/attendance",
+    "/dashboard/visitors",
+    "/dashboard/vehicles",
+    "/dashboard/vehicles/van-1",
+    "/dashboard/uplink",
+    "/dashboard/health",
+]
 
 
 class Demo:
@@ -32,17 +40,27 @@ class Demo:
         self.api = free_port()
         self.base = f"http://127.0.0.1:{self.api}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        self.env.update(PYTHONPATH=str(ROOT), GATEWAY_API__LISTEN=f"127.0.0.1:{self.api}",
-                        GATEWAY_API__ADMIN_TOKEN=TOKEN, GATEWAY_MQTT__LISTEN=f"127.0.0.1:{free_port()}",
-                        GATEWAY_DATABASE__URL=f"sqlite:///{workdir}/demo.db")  # fmt: skip
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api}", headers={"Authorization": f"Bearer {TOKEN}"},
-                                 timeout=10)  # fmt: skip
+        self.env.update(
+            PYTHONPATH=str(ROOT),
+            GATEWAY_API__LISTEN=f"127.0.0.1:{self.api}",
+            GATEWAY_API__ADMIN_TOKEN=TOKEN,
+            GATEWAY_MQTT__LISTEN=f"127.0.0.1:{free_port()}",
+            GATEWAY_DATABASE__URL=f"sqlite:///{workdir}/demo.db",
+        )
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.api}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self, *args: str) -> Demo:
         log = open(self.workdir / f"{args[0]}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", *args], cwd=self.workdir, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self._ready, 60, 0.2, what=f"gateway {args[0]} to answer /healthz")
         return self
 
@@ -79,10 +97,22 @@ def demo(tmp_path):
 
 def test_the_demo_office_in_the_dashboard_live_and_then_stopped(chromium, demo):  # noqa: F811
     demo.start("demo", "--rate", "2")
-    simulated = {"att-json-01", "att-attlog-01", "zk-lobby", "reader-front", "reader-lab", "gps-van-1", "gps-van-2",
-                 "gps-car-3"}  # fmt: skip
-    wait_for(lambda: simulated <= {d["id"] for d in demo.items("/api/v1/devices") if d["online"]}, 60, 0.5,
-             what="every simulated device online")  # fmt: skip
+    simulated = {
+        "att-json-01",
+        "att-attlog-01",
+        "zk-lobby",
+        "reader-front",
+        "reader-lab",
+        "gps-van-1",
+        "gps-van-2",
+        "gps-car-3",
+    }
+    wait_for(
+        lambda: simulated <= {d["id"] for d in demo.items("/api/v1/devices") if d["online"]},
+        60,
+        0.5,
+        what="every simulated device online",
+    )
 
     page = sign_in(chromium, demo, TOKEN)
     online = page.locator('#devices [data-state="online"]')
@@ -106,8 +136,12 @@ def test_the_demo_office_in_the_dashboard_live_and_then_stopped(chromium, demo):
     page.wait_for_url("**/dashboard/visitors")
     assert "Grace Guest" in page.locator("#expected").inner_text()
     screenshot(page, "visitors")
-    wait_for(lambda: any(t["complete"] for t in demo.items("/api/v1/vehicles/van-1/trips")), 120, 1.0,
-             what="the van's first trip, ended at its stop")  # fmt: skip
+    wait_for(
+        lambda: any(t["complete"] for t in demo.items("/api/v1/vehicles/van-1/trips")),
+        120,
+        1.0,
+        what="the van's first trip, ended at its stop",
+    )
     page.goto(f"{demo.base}/dashboard/vehicles/van-1")
     screenshot(page, "vehicle")
     assert page.problems == []

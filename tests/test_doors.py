@@ -19,10 +19,16 @@ def provisioned_line(gateway_factory, tmp_path):
     pty = PtyPair(tmp_path)
     extra = f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "osdp"\nbaudrate = 115200\n'
     gw = gateway_factory("embedded", extra=extra).start()
-    scbk = gw.register("reader-front", kind="access", protocol="osdp",
-                       config={"line": str(pty.gateway_end), "address": 1, "door": "front", "strike_ms": 1000})
-    gw.http.post("/api/v1/people", json={"id": "E1", "name": "Holder", "cards": ["10:1093"],
-                                         "access": {"doors": ["front"], "schedule": "always"}}).raise_for_status()
+    scbk = gw.register(
+        "reader-front",
+        kind="access",
+        protocol="osdp",
+        config={"line": str(pty.gateway_end), "address": 1, "door": "front", "strike_ms": 1000},
+    )
+    gw.http.post(
+        "/api/v1/people",
+        json={"id": "E1", "name": "Holder", "cards": ["10:1093"], "access": {"doors": ["front"], "schedule": "always"}},
+    ).raise_for_status()
     gw.terminate()  # the line takes the readers registered when it starts
     gw.start()
     return gw, pty, scbk["credentials"]["scbk"]
@@ -52,8 +58,12 @@ def test_a_known_card_opens_and_an_unknown_one_does_not(door):
     reader.present_h10301(10, 1)
     assert reader.wait_for("led", lambda c: c["on_color"] == RED, timeout=10) is not None
     assert reader.outputs() == []
-    wait_for(lambda: decisions(gw) == [("granted", "granted"), ("denied", "unknown_credential")], 10, 0.2,
-             what="both reads recorded")  # fmt: skip
+    wait_for(
+        lambda: decisions(gw) == [("granted", "granted"), ("denied", "unknown_credential")],
+        10,
+        0.2,
+        what="both reads recorded",
+    )
     event = gw.all_items("/api/v1/access/events", decision="granted")[0]
     assert event["person_id"] == "E1" and event["credential"]["format"] == "H10301"
     assert (event["credential"]["facility"], event["credential"]["number"]) == (10, 1093)
@@ -77,8 +87,12 @@ def test_a_door_the_person_may_not_use_and_a_bad_read(door):
     data, bits = bytearray(b"\x05\x02\x22\xc0"), 26
     data[0] ^= 0x02  # one flipped bit: the parity no longer holds
     reader.present_card(bytes(data), bits)
-    wait_for(lambda: decisions(gw) == [("denied", "door_not_allowed"), ("denied", "bad_parity")], 10, 0.2,
-             what="both denials recorded")  # fmt: skip
+    wait_for(
+        lambda: decisions(gw) == [("denied", "door_not_allowed"), ("denied", "bad_parity")],
+        10,
+        0.2,
+        what="both denials recorded",
+    )
     assert reader.outputs() == []
 
 
@@ -86,9 +100,16 @@ def test_a_reader_with_the_wrong_key_stays_offline_and_says_why(gateway_factory,
     gw, pty, _ = provisioned_line(gateway_factory, tmp_path)
     reader = SimulatedReader(str(pty.device_end), 1, "00" * 16).start()
     try:
-        link = wait_for(lambda: "refused" in ((gw.http.get("/api/v1/devices/reader-front").json().get("link") or {})
-                                               .get("reason") or "") and gw.http.get("/api/v1/devices/reader-front").json(),
-                        20, 0.2, what="the refusal to be reported")  # fmt: skip
+        link = wait_for(
+            lambda: (
+                "refused"
+                in ((gw.http.get("/api/v1/devices/reader-front").json().get("link") or {}).get("reason") or "")
+                and gw.http.get("/api/v1/devices/reader-front").json()
+            ),
+            20,
+            0.2,
+            what="the refusal to be reported",
+        )
         assert link["online"] is not True and link["link"]["secure"] is False
         assert not reader.secure
     finally:

@@ -53,18 +53,23 @@ def test_an_nmea_receiver_on_serial_gives_fixes_and_survives_a_pulled_cable(gate
 
 def test_owntracks_locations_from_a_phone(secured):
     gw, port = secured
-    creds = gw.register("phone-li", kind="gps", protocol="owntracks",
-                        config={"user": "li", "device": "pixel"})["credentials"]  # fmt: skip
-    other = gw.register("phone-wang", kind="gps", protocol="owntracks",
-                        config={"user": "wang", "device": "iphone"})["credentials"]  # fmt: skip
+    creds = gw.register("phone-li", kind="gps", protocol="owntracks", config={"user": "li", "device": "pixel"})[
+        "credentials"
+    ]
+    other = gw.register("phone-wang", kind="gps", protocol="owntracks", config={"user": "wang", "device": "iphone"})[
+        "credentials"
+    ]
     gw.http.post("/api/v1/vehicles", json={"id": "car-1", "plate": "A1", "device_id": "phone-li"}).raise_for_status()
     client = publisher(port, "phone-li", credentials=creds)
     now = int(time.time())
     location = {"_type": "location", "lat": 31.23, "lon": 121.47, "tst": now, "acc": 12, "vel": 30, "cog": 90}
-    publish_all(client, [
-        ("owntracks/li/pixel", orjson.dumps(location)),
-        ("owntracks/li/pixel", orjson.dumps({"_type": "transition", "event": "enter", "tst": now})),
-    ])  # fmt: skip
+    publish_all(
+        client,
+        [
+            ("owntracks/li/pixel", orjson.dumps(location)),
+            ("owntracks/li/pixel", orjson.dumps({"_type": "transition", "event": "enter", "tst": now})),
+        ],
+    )
     close(client)
     stored = wait_for(lambda: len(f := fixes(gw)) == 1 and f, 10, 0.1, what="the location")
     assert (stored[0]["lat"], stored[0]["speed_kmh"], stored[0]["source"]) == (31.23, 30, "owntracks")
@@ -75,8 +80,12 @@ def test_owntracks_locations_from_a_phone(secured):
     spoof.publish("owntracks/li/pixel", orjson.dumps({**location, "tst": now + 60}), qos=1).wait_for_publish(5)
     publish_all(spoof, [("owntracks/wang/iphone", orjson.dumps({**location, "tst": now + 120}))])  # its own: fine
     close(spoof)
-    wait_for(lambda: gw.http.get("/api/v1/devices/phone-wang").json()["counters"]["events"] == 1, 10, 0.1,
-             what="wang's own location stored")  # fmt: skip
+    wait_for(
+        lambda: gw.http.get("/api/v1/devices/phone-wang").json()["counters"]["events"] == 1,
+        10,
+        0.1,
+        what="wang's own location stored",
+    )
     assert len(fixes(gw)) == 1
     if port == gw.mqtt_port:
         assert any(d["reason"] == "not_authorized" for d in gw.all_items("/api/v1/deadletters"))

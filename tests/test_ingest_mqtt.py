@@ -10,7 +10,9 @@ from tests.mqtt_helpers import close, publish_all, publisher
 
 
 def punch(user: str, time: str, seq: int, **extra: object) -> bytes:
-    return orjson.dumps({"type": "punch", "user": user, "time": time, "verify": "fingerprint", "direction": "in", "seq": seq, **extra})
+    return orjson.dumps(
+        {"type": "punch", "user": user, "time": time, "verify": "fingerprint", "direction": "in", "seq": seq, **extra}
+    )
 
 
 def stored_punches(gw, n: int, timeout: float = 30, **params: object) -> list[dict]:
@@ -24,7 +26,10 @@ def stored_punches(gw, n: int, timeout: float = 30, **params: object) -> list[di
 def test_published_punches_are_stored_once_and_normalised(mosquitto, gateway):
     gateway.register("att-01")
     client = publisher(mosquitto.port)
-    messages = [("devices/att-01/events", punch(f"E{i % 7}", f"2026-11-27T08:{i // 60:02d}:{i % 60:02d}+08:00", i)) for i in range(300)]
+    messages = [
+        ("devices/att-01/events", punch(f"E{i % 7}", f"2026-11-27T08:{i // 60:02d}:{i % 60:02d}+08:00", i))
+        for i in range(300)
+    ]
     publish_all(client, messages)
     close(client)
     punches = stored_punches(gateway, 300)
@@ -42,8 +47,13 @@ def test_published_punches_are_stored_once_and_normalised(mosquitto, gateway):
 def test_local_time_without_offset_uses_the_device_zone(mosquitto, gateway):
     gateway.register("att-ny", timezone="America/New_York")
     client = publisher(mosquitto.port)
-    publish_all(client, [("devices/att-ny/events", punch("E1", "2026-07-01T09:00:00", 1)),
-                         ("devices/att-ny/events", punch("E1", 1782901800000, 2))])  # fmt: skip
+    publish_all(
+        client,
+        [
+            ("devices/att-ny/events", punch("E1", "2026-07-01T09:00:00", 1)),
+            ("devices/att-ny/events", punch("E1", 1782901800000, 2)),
+        ],
+    )
     close(client)
     punches = sorted(stored_punches(gateway, 2), key=lambda p: p["time"])
     assert punches[0]["time"] == "2026-07-01T10:30:00Z"  # 1782901800000 ms
@@ -55,9 +65,15 @@ def test_a_resent_message_is_stored_once_and_arrays_store_each_element(mosquitto
     gateway.register("att-01")
     client = publisher(mosquitto.port)
     one = punch("E1", "2026-11-27T09:00:00+08:00", 1)
-    array = orjson.dumps([orjson.loads(punch("E2", "2026-11-27T09:01:00+08:00", 2)),
-                          orjson.loads(punch("E3", "2026-11-27T09:02:00+08:00", 3))])  # fmt: skip
-    publish_all(client, [("devices/att-01/events", one), ("devices/att-01/events", one), ("devices/att-01/events", array)])
+    array = orjson.dumps(
+        [
+            orjson.loads(punch("E2", "2026-11-27T09:01:00+08:00", 2)),
+            orjson.loads(punch("E3", "2026-11-27T09:02:00+08:00", 3)),
+        ]
+    )
+    publish_all(
+        client, [("devices/att-01/events", one), ("devices/att-01/events", one), ("devices/att-01/events", array)]
+    )
     close(client)
     punches = stored_punches(gateway, 3)
     wait_for(lambda: gateway.metric("gateway_duplicates_total") >= 1, 10, what="the duplicate to be counted")
@@ -73,18 +89,26 @@ def test_a_resent_message_is_stored_once_and_arrays_store_each_element(mosquitto
         (b'{"type": "punch", "user": "E1", "time": "27/11/2026 09:00"}', "bad_time"),
         (b'{"type": "fix", "time": "2026-11-27T09:00:00Z", "lat": 91.5, "lon": 10}', "out_of_range"),
         (b"\xff\xfe\x00punch", "bad_utf8"),
-        (b'{"type": "punch", "user": "E1", "time": "2026-11-27T09:00:00Z", "pad": "' + b"x" * 1_000_000 + b'"}', "too_large"),
+        (
+            b'{"type": "punch", "user": "E1", "time": "2026-11-27T09:00:00Z", "pad": "' + b"x" * 1_000_000 + b'"}',
+            "too_large",
+        ),
         (b'{"type": "punch", "time": "2026-11-27T09:00:00Z"}', "missing_field"),
     ],
 )
-def test_bad_input_is_dead_lettered_with_its_reason_and_good_input_around_it_is_stored(mosquitto, gateway, payload, reason):
+def test_bad_input_is_dead_lettered_with_its_reason_and_good_input_around_it_is_stored(
+    mosquitto, gateway, payload, reason
+):
     gateway.register("att-01")
     client = publisher(mosquitto.port)
-    publish_all(client, [
-        ("devices/att-01/events", punch("before", "2026-11-27T09:00:00+08:00", 1)),
-        ("devices/att-01/events", payload),
-        ("devices/att-01/events", punch("after", "2026-11-27T09:00:01+08:00", 2)),
-    ])  # fmt: skip
+    publish_all(
+        client,
+        [
+            ("devices/att-01/events", punch("before", "2026-11-27T09:00:00+08:00", 1)),
+            ("devices/att-01/events", payload),
+            ("devices/att-01/events", punch("after", "2026-11-27T09:00:01+08:00", 2)),
+        ],
+    )
     close(client)
     assert sorted(p["user"] for p in stored_punches(gateway, 2)) == ["after", "before"]
     dead = wait_for(lambda: gateway.all_items("/api/v1/deadletters"), 10, what="a dead letter")
@@ -110,8 +134,13 @@ def test_bad_element_in_an_array_is_dead_lettered_alone(mosquitto, gateway):
 def test_messages_from_an_unknown_device_are_dead_lettered_not_stored(mosquitto, gateway):
     gateway.register("att-01")
     client = publisher(mosquitto.port)
-    publish_all(client, [("devices/ghost/events", punch("E1", "2026-11-27T09:00:00+08:00", 1)),
-                         ("devices/att-01/events", punch("E2", "2026-11-27T09:00:00+08:00", 2))])  # fmt: skip
+    publish_all(
+        client,
+        [
+            ("devices/ghost/events", punch("E1", "2026-11-27T09:00:00+08:00", 1)),
+            ("devices/att-01/events", punch("E2", "2026-11-27T09:00:00+08:00", 2)),
+        ],
+    )
     close(client)
     assert [p["user"] for p in stored_punches(gateway, 1)] == ["E2"]
     dead = wait_for(lambda: gateway.all_items("/api/v1/deadletters", reason="unknown_device"), 10, what="dead letter")
@@ -138,7 +167,9 @@ def test_status_and_will_update_the_device(mosquitto, gateway):
     gateway.register("att-01")
     client = publisher(mosquitto.port)
     publish_all(client, [("devices/att-01/status", b'{"online": true, "firmware": "6.60"}')])
-    device = wait_for(lambda: (d := gateway.http.get("/api/v1/devices/att-01").json())["online"] and d, 10, what="online")
+    device = wait_for(
+        lambda: (d := gateway.http.get("/api/v1/devices/att-01").json())["online"] and d, 10, what="online"
+    )
     assert device["firmware"] == "6.60" and device["last_seen"].endswith("Z")
     publish_all(client, [("devices/att-01/status", b"offline")])
     close(client)

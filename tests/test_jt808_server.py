@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -14,7 +14,7 @@ from gateway.devices import jt808
 from tests.conftest import free_port, wait_for
 
 PHONE = "13912345678"
-START = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)  # 09:00 in the terminal's +08:00
+START = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # 09:00 in the terminal's +08:00
 
 
 def leg(start: tuple[float, float], east_km: float, steps: int) -> list[tuple[float, float]]:
@@ -40,8 +40,9 @@ def fleet(gateway_factory):
     port = free_port()
     gw = gateway_factory("embedded", extra=f'[jt808]\nlisten = "127.0.0.1:{port}"\nidle_timeout_s = 10\n').start()
     creds = gw.register("gps-van-1", kind="gps", protocol="jt808", config={"phone": PHONE})["credentials"]
-    gw.http.post("/api/v1/vehicles", json={"id": "van-1", "plate": "沪A12345", "device_id": "gps-van-1"}
-                 ).raise_for_status()  # fmt: skip
+    gw.http.post(
+        "/api/v1/vehicles", json={"id": "van-1", "plate": "沪A12345", "device_id": "gps-van-1"}
+    ).raise_for_status()
     return gw, port, creds["auth_code"]
 
 
@@ -67,23 +68,29 @@ def test_a_terminal_registers_authenticates_and_its_route_becomes_two_trips(flee
     assert auth == jt808.OK and set(results) == {jt808.OK}
 
     route = two_stop_route()
-    fixes = wait_for(lambda: len(f := gw.all_items("/api/v1/vehicles/van-1/fixes")) == len(route) and f, 15, 0.2,
-                     what="every fix stored")  # fmt: skip
+    fixes = wait_for(
+        lambda: len(f := gw.all_items("/api/v1/vehicles/van-1/fixes")) == len(route) and f,
+        15,
+        0.2,
+        what="every fix stored",
+    )
     first = fixes[0]
     assert (first["lat"], first["lon"], first["time"]) == (31.2304, 121.4737, "2026-11-27T01:00:00Z")
     assert first["local_time"] == "2026-11-27T09:00:00+08:00" and first["source"] == "jt808"
     assert sum("blind_area" in f["flags"] for f in fixes) == 10  # the offline stretch came as one batch
 
-    trips = wait_for(lambda: len(t := gw.all_items("/api/v1/vehicles/van-1/trips")) == 2 and t, 15, 0.2,
-                     what="two trips")  # fmt: skip
+    trips = wait_for(
+        lambda: len(t := gw.all_items("/api/v1/vehicles/van-1/trips")) == 2 and t, 15, 0.2, what="two trips"
+    )
     assert [t["distance_source"] for t in trips] == ["odometer", "odometer"]
     assert trips[0]["distance_km"] == pytest.approx(3.0, rel=0.05)
     assert trips[1]["distance_km"] == pytest.approx(2.0, rel=0.05)
     assert all("no_booking" in t["flags"] for t in trips)
     assert gw.http.get("/api/v1/devices/gps-van-1").json()["online"] is True
 
-    stops = gw.http.get("/api/v1/vehicles/van-1/stops", params={"since": "2026-11-27T00:00:00Z",
-                                                                 "until": "2026-11-28T00:00:00Z"}).json()["items"]
+    stops = gw.http.get(
+        "/api/v1/vehicles/van-1/stops", params={"since": "2026-11-27T00:00:00Z", "until": "2026-11-28T00:00:00Z"}
+    ).json()["items"]
     assert len(stops) == 3 and [s["complete"] for s in stops] == [True, True, False]  # parked at the end
     assert all(s["duration_s"] >= 540 for s in stops[:2])
 
@@ -95,12 +102,20 @@ def test_a_terminal_registers_authenticates_and_its_route_becomes_two_trips(flee
 
 def test_a_booking_covers_its_trip_and_an_unused_one_is_flagged(fleet):
     gw, port, _ = fleet
-    booked = gw.http.post("/api/v1/vehicles/van-1/bookings", json={
-        "person": "E1001", "start": "2026-11-27T09:05:00+08:00", "end": "2026-11-27T09:20:00+08:00",
-        "purpose": "client visit"})  # fmt: skip
+    booked = gw.http.post(
+        "/api/v1/vehicles/van-1/bookings",
+        json={
+            "person": "E1001",
+            "start": "2026-11-27T09:05:00+08:00",
+            "end": "2026-11-27T09:20:00+08:00",
+            "purpose": "client visit",
+        },
+    )
     assert booked.status_code == 201
-    unused = gw.http.post("/api/v1/vehicles/van-1/bookings", json={
-        "person": "E1002", "start": "2026-11-26T09:00:00+08:00", "end": "2026-11-26T10:00:00+08:00"}).json()
+    unused = gw.http.post(
+        "/api/v1/vehicles/van-1/bookings",
+        json={"person": "E1002", "start": "2026-11-26T09:00:00+08:00", "end": "2026-11-26T10:00:00+08:00"},
+    ).json()
 
     async def drive() -> None:
         terminal = SimulatedTerminal("127.0.0.1", port, PHONE)
@@ -111,8 +126,9 @@ def test_a_booking_covers_its_trip_and_an_unused_one_is_flagged(fleet):
         await terminal.close()
 
     run(drive())
-    trips = wait_for(lambda: len(t := gw.all_items("/api/v1/vehicles/van-1/trips")) == 2 and t, 15, 0.2,
-                     what="two trips")  # fmt: skip
+    trips = wait_for(
+        lambda: len(t := gw.all_items("/api/v1/vehicles/van-1/trips")) == 2 and t, 15, 0.2, what="two trips"
+    )
     assert trips[0]["booking_id"] == booked.json()["id"] and "no_booking" not in trips[0]["flags"]
     assert trips[1]["booking_id"] is None and "no_booking" in trips[1]["flags"]
     status = {b["id"]: b["status"] for b in gw.all_items("/api/v1/vehicles/van-1/bookings")}
@@ -162,8 +178,12 @@ def test_a_wrong_auth_code_is_refused_and_nothing_is_stored(fleet):
         return auth, result
 
     assert run(scenario()) == (jt808.FAILED, jt808.FAILED)
-    reasons = wait_for(lambda: {d["reason"] for d in gw.all_items("/api/v1/deadletters")} >= {
-        "not_authorized", "not_authenticated"}, 10, 0.2, what="both refusals dead-lettered")  # fmt: skip
+    reasons = wait_for(
+        lambda: {d["reason"] for d in gw.all_items("/api/v1/deadletters")} >= {"not_authorized", "not_authenticated"},
+        10,
+        0.2,
+        what="both refusals dead-lettered",
+    )
     assert reasons
     assert gw.all_items("/api/v1/vehicles/van-1/fixes") == []
 
@@ -210,5 +230,9 @@ def test_a_bad_checksum_is_counted_and_stored_flagged_or_refused_by_policy(gatew
     else:
         assert result == jt808.BAD_MESSAGE
         assert gw.all_items("/api/v1/vehicles/van-1/fixes") == []
-        wait_for(lambda: any(d["reason"] == "bad_checksum" for d in gw.all_items("/api/v1/deadletters")), 10, 0.1,
-                 what="the refused frame dead-lettered")  # fmt: skip
+        wait_for(
+            lambda: any(d["reason"] == "bad_checksum" for d in gw.all_items("/api/v1/deadletters")),
+            10,
+            0.1,
+            what="the refused frame dead-lettered",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from firmware_stubs.jt808_terminal import SimulatedTerminal, bearing_deg, distance_km
@@ -17,7 +17,7 @@ from gateway.devices.jt808 import (
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 CODE = "K3y-0001"
 PHONE = "13912345678"
 
@@ -88,8 +88,11 @@ def test_register_authenticate_heartbeat_and_report_over_tcp():
         await terminal.connect()
         registered = await terminal.register()
         results = [await terminal.authenticate("wrong"), await terminal.authenticate(), await terminal.heartbeat()]
-        results.append(await terminal.report(
-            22.543096, 114.057865, 36.5, 270, datetime(2026, 11, 27, 3, 0), odometer_km=12.3, sats=8))
+        results.append(
+            await terminal.report(
+                22.543096, 114.057865, 36.5, 270, datetime(2026, 11, 27, 3, 0), odometer_km=12.3, sats=8
+            )
+        )
         await terminal.close()
         return terminal, registered, results
 
@@ -102,7 +105,13 @@ def test_register_authenticate_heartbeat_and_report_over_tcp():
     assert all(f.checksum_ok and f.length_ok and f.phone == PHONE for f in platform.frames)
     (fix,) = platform.fixes
     assert (fix.lat, fix.lon, fix.speed_kmh, fix.heading, fix.odometer_km, fix.sats) == (
-        22.543096, 114.057865, 36.5, 270.0, 12.3, 8)
+        22.543096,
+        114.057865,
+        36.5,
+        270.0,
+        12.3,
+        8,
+    )
     # A naive time is the terminal's own clock (GMT+8).
     assert fix.time == datetime(2026, 11, 26, 19, 0, tzinfo=UTC)
     assert [r.msg_id for r in terminal.replies] == [0x8100] + [0x8001] * 4
@@ -146,7 +155,8 @@ def test_drive_uploads_the_offline_stretch_as_one_blind_area_batch():
     ids = [f.msg_id for f in platform.frames]
     assert ids == [0x0102, 0x0200, 0x0200, 0x0200, 0x0102, 0x0704, 0x0200, 0x0200]
     assert [(round(f.lat, 6), round(f.lon, 6)) for f in platform.fixes] == [
-        (round(a, 6), round(b, 6)) for a, b in route[:3] + route[3:6] + route[6:]]
+        (round(a, 6), round(b, 6)) for a, b in route[:3] + route[3:6] + route[6:]
+    ]
     assert [f.time for f in platform.fixes] == [start.replace(minute=i) for i in range(8)]
     assert [f.flags for f in platform.fixes[3:6]] == [["blind_area"]] * 3
     assert platform.fixes[0].flags == []

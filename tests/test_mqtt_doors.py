@@ -15,9 +15,16 @@ from tests.conftest import wait_for
 @pytest.fixture
 def controller(gateway, mosquitto):
     gateway.register("door-ctl", kind="access")
-    gateway.http.post("/api/v1/people", json={
-        "id": "E1", "name": "Holder", "cards": ["10:1093"], "pins": ["4711"],
-        "access": {"doors": ["main"], "schedule": "always"}}).raise_for_status()  # fmt: skip
+    gateway.http.post(
+        "/api/v1/people",
+        json={
+            "id": "E1",
+            "name": "Holder",
+            "cards": ["10:1093"],
+            "pins": ["4711"],
+            "access": {"doors": ["main"], "schedule": "always"},
+        },
+    ).raise_for_status()
     device = MqttTerminal("door-ctl", port=mosquitto.port).start()
     yield gateway, device
     device.close()
@@ -25,8 +32,13 @@ def controller(gateway, mosquitto):
 
 def request(device: MqttTerminal, kind: str, value: str, bits: int | None = None, age_s: float = 0) -> None:
     credential = {"kind": kind, "value": value, **({"bits": bits} if bits else {})}
-    event = {"type": "access", "door": "main", "credential": credential, "result": "pending",
-             "time": int((time.time() - age_s) * 1000)}  # fmt: skip
+    event = {
+        "type": "access",
+        "door": "main",
+        "credential": credential,
+        "result": "pending",
+        "time": int((time.time() - age_s) * 1000),
+    }
     device.publish_raw("events", orjson.dumps(event))
 
 
@@ -44,16 +56,24 @@ def test_the_gateway_decides_for_a_controller_and_answers_with_a_command(control
     wait_for(lambda: len(answers(device)) == 3, 15, 0.05, what="two more answers")
     assert answers(device)[1:] == [("deny_access", "bad_parity"), ("deny_access", "unknown_credential")]
 
-    events = wait_for(lambda: len(e := gw.all_items("/api/v1/access/events", door="main")) == 3 and e, 10, 0.1,
-                      what="three records")  # fmt: skip
+    events = wait_for(
+        lambda: len(e := gw.all_items("/api/v1/access/events", door="main")) == 3 and e, 10, 0.1, what="three records"
+    )
     granted = next(e for e in events if e["decision"] == "granted")
     assert granted["person_id"] == "E1"
     assert (granted["credential"]["format"], granted["credential"]["facility"], granted["credential"]["number"]) == (
-        "H10301", 10, 1093)
+        "H10301",
+        10,
+        1093,
+    )
     # The answers are tracked commands: the controller's results close them.
     command_id = device.commands[0]["id"]
-    wait_for(lambda: gw.http.get(f"/api/v1/devices/door-ctl/commands/{command_id}").json()["state"] == "succeeded",
-             10, 0.1, what="the controller's result")  # fmt: skip
+    wait_for(
+        lambda: gw.http.get(f"/api/v1/devices/door-ctl/commands/{command_id}").json()["state"] == "succeeded",
+        10,
+        0.1,
+        what="the controller's result",
+    )
 
 
 def test_a_person_s_pin_opens_and_is_never_recorded(controller):
@@ -62,10 +82,15 @@ def test_a_person_s_pin_opens_and_is_never_recorded(controller):
     assert person["pin_count"] == 1 and "pins" not in person
     request(device, "pin", "4711")
     request(device, "pin", "1234")
-    wait_for(lambda: answers(device) == [("open_door", "granted"), ("deny_access", "unknown_credential")], 15, 0.05,
-             what="both answers")  # fmt: skip
-    events = wait_for(lambda: len(e := gw.all_items("/api/v1/access/events", door="main")) == 2 and e, 10, 0.1,
-                      what="two records")  # fmt: skip
+    wait_for(
+        lambda: answers(device) == [("open_door", "granted"), ("deny_access", "unknown_credential")],
+        15,
+        0.05,
+        what="both answers",
+    )
+    events = wait_for(
+        lambda: len(e := gw.all_items("/api/v1/access/events", door="main")) == 2 and e, 10, 0.1, what="two records"
+    )
     assert sorted(e["credential"]["value"] for e in events) == ["****", "****"]
     assert "4711" not in gw.http.get("/api/v1/deadletters").text
 

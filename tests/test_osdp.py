@@ -43,8 +43,9 @@ class SocatPair:
     def plug(self) -> None:
         self.proc = subprocess.Popen(
             ["socat", f"pty,raw,echo=0,link={self.gateway_end}", f"pty,raw,echo=0,link={self.reader_end}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(lambda: Path(self.gateway_end).exists() and Path(self.reader_end).exists(), 5, what="the pty pair")
 
     def unplug(self) -> None:
@@ -87,9 +88,11 @@ class Collected:
 def is_card(data: bytes, bits: int, address: int | None = None):
     def check(addr: int, ev: dict) -> bool:
         return (
-            ev.get("event") == osdp.Event.CardRead and ev.get("data") == data and ev.get("length") == bits
+            ev.get("event") == osdp.Event.CardRead
+            and ev.get("data") == data
+            and ev.get("length") == bits
             and (address is None or addr == address)
-        )  # fmt: skip
+        )
 
     return check
 
@@ -129,10 +132,13 @@ def test_secure_channel_comes_up(pty, started, caplog):
     statuses.wait(lambda a, s: a == 1 and s["online"] and s["secure"])
     # libosdp's C logging arrives in Python logging, attributed to this line and reader
     wait_for(
-        lambda: any(r.name.endswith(".libosdp") and "reader 1" in r.getMessage() and "With SC" in r.getMessage()
-                    for r in caplog.records),
-        5, what="libosdp's log line in Python logging",
-    )  # fmt: skip
+        lambda: any(
+            r.name.endswith(".libosdp") and "reader 1" in r.getMessage() and "With SC" in r.getMessage()
+            for r in caplog.records
+        ),
+        5,
+        what="libosdp's log line in Python logging",
+    )
     stats = line.stats()
     assert stats["connected"] and stats["opens"] == 1
 

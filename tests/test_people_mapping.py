@@ -26,7 +26,9 @@ def test_punches_map_to_people_even_after_the_fact(gateway_factory):
     unmapped = gw.all_items("/api/v1/attendance/punches", unmapped="true")
     assert sorted(p["user"] for p in unmapped) == ["101", "7777", "X9"]
 
-    gw.http.post("/api/v1/people", json={"id": "E2", "name": "Device Id", "device_user_ids": {"att-01": "101"}}).raise_for_status()
+    gw.http.post(
+        "/api/v1/people", json={"id": "E2", "name": "Device Id", "device_user_ids": {"att-01": "101"}}
+    ).raise_for_status()
     gw.http.post("/api/v1/people", json={"id": "E3", "name": "Card", "cards": ["7777"]}).raise_for_status()
     wait_for(lambda: people_of(gw) == {"E1": "E1", "101": "E2", "7777": "E3", "X9": None}, 10, 0.2, what="re-mapping")
     assert [p["user"] for p in gw.all_items("/api/v1/attendance/punches", person="E2")] == ["101"]

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from gateway import people
+from gateway.people import rules as people
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -28,11 +28,18 @@ def audit_log(gw, **filters) -> list[dict]:
 
 def test_every_new_endpoint_answers_401_without_a_token_or_with_a_wrong_one(gw):
     endpoints = [
-        ("GET", "/api/v1/people"), ("POST", "/api/v1/people"), ("GET", "/api/v1/people/x"),
-        ("PATCH", "/api/v1/people/x"), ("DELETE", "/api/v1/people/x"), ("POST", "/api/v1/people/import"),
-        ("GET", "/api/v1/tokens"), ("POST", "/api/v1/tokens"), ("GET", "/api/v1/tokens/x"),
-        ("DELETE", "/api/v1/tokens/x"), ("GET", "/api/v1/audit"),
-    ]  # fmt: skip
+        ("GET", "/api/v1/people"),
+        ("POST", "/api/v1/people"),
+        ("GET", "/api/v1/people/x"),
+        ("PATCH", "/api/v1/people/x"),
+        ("DELETE", "/api/v1/people/x"),
+        ("POST", "/api/v1/people/import"),
+        ("GET", "/api/v1/tokens"),
+        ("POST", "/api/v1/tokens"),
+        ("GET", "/api/v1/tokens/x"),
+        ("DELETE", "/api/v1/tokens/x"),
+        ("GET", "/api/v1/audit"),
+    ]
     anonymous, wrong = as_token(gw, None), as_token(gw, "gwt_not-a-token")
     for method, path in endpoints:
         assert anonymous.request(method, path).status_code == 401, (method, path)
@@ -40,8 +47,13 @@ def test_every_new_endpoint_answers_401_without_a_token_or_with_a_wrong_one(gw):
 
 
 def test_person_round_trip_is_audited(gw):
-    body = {"id": "alice@hq", "name": "Alice", "department": "R&D", "cards": ["10:01093", "2001"],
-            "device_user_ids": {"att-01": "101", "*": "E1001"}}  # fmt: skip
+    body = {
+        "id": "alice@hq",
+        "name": "Alice",
+        "department": "R&D",
+        "cards": ["10:01093", "2001"],
+        "device_user_ids": {"att-01": "101", "*": "E1001"},
+    }
     created = gw.http.post("/api/v1/people", json=body)
     assert created.status_code == 201, created.text
     alice = created.json()
@@ -66,7 +78,10 @@ def test_person_round_trip_is_audited(gw):
 
     log = audit_log(gw, target_type="person", target_id="alice@hq")
     assert [(e["action"], e["actor"]) for e in log] == [
-        ("create", "bootstrap-admin"), ("update", "bootstrap-admin"), ("delete", "bootstrap-admin")]
+        ("create", "bootstrap-admin"),
+        ("update", "bootstrap-admin"),
+        ("delete", "bootstrap-admin"),
+    ]
     assert log[0]["before"] is None and log[0]["after"] == alice
     assert log[1]["before"]["name"] == "Alice" and log[1]["after"]["name"] == "Alice B"
     assert log[2]["before"]["name"] == "Alice B" and log[2]["after"] is None
@@ -74,14 +89,19 @@ def test_person_round_trip_is_audited(gw):
 
 
 def test_unknown_person_is_404_with_a_reason(gw):
-    for response in (gw.http.get("/api/v1/people/nobody"), gw.http.patch("/api/v1/people/nobody", json={"name": "x"}),
-                     gw.http.delete("/api/v1/people/nobody")):  # fmt: skip
+    for response in (
+        gw.http.get("/api/v1/people/nobody"),
+        gw.http.patch("/api/v1/people/nobody", json={"name": "x"}),
+        gw.http.delete("/api/v1/people/nobody"),
+    ):
         assert response.status_code == 404
         assert response.json()["detail"] == "no person 'nobody'"
 
 
 def test_duplicate_id_and_card_are_409_and_bad_cards_422_naming_the_card(gw):
-    assert gw.http.post("/api/v1/people", json={"id": "alice", "name": "Alice", "cards": ["10:1093"]}).status_code == 201
+    assert (
+        gw.http.post("/api/v1/people", json={"id": "alice", "name": "Alice", "cards": ["10:1093"]}).status_code == 201
+    )
     duplicate = gw.http.post("/api/v1/people", json={"id": "alice", "name": "Other"})
     assert duplicate.status_code == 409 and "alice" in duplicate.json()["detail"]
 
@@ -99,8 +119,12 @@ def test_duplicate_id_and_card_are_409_and_bad_cards_422_naming_the_card(gw):
         response = gw.http.post("/api/v1/people", json={"id": "carol", "name": "Carol", "cards": ["7", card]})
         assert response.status_code == 422, card
         assert response.json()["detail"].startswith("cards") and repr(card) in response.json()["detail"]
-    for body in ({"id": "a/b", "name": "x"}, {"id": "carol", "name": ""}, {"id": "carol", "name": "x", "pin": 1},
-                 {"id": "carol", "name": "x", "access": {"doors": ["*", "door-main"], "schedule": "always"}}):
+    for body in (
+        {"id": "a/b", "name": "x"},
+        {"id": "carol", "name": ""},
+        {"id": "carol", "name": "x", "pin": 1},
+        {"id": "carol", "name": "x", "access": {"doors": ["*", "door-main"], "schedule": "always"}},
+    ):
         assert gw.http.post("/api/v1/people", json=body).status_code == 422, body
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from gateway.config import Mqtt
+from gateway.config import MqttSettings
+from gateway.core.events import Punch
+from gateway.core.metrics import Metrics
 from gateway.devices.base import Decoded
-from gateway.events import Punch
-from gateway.metrics import Metrics
+from gateway.management.registry import Registry
 from gateway.pipeline import Inbound, IngestQueue, Pipeline
 from gateway.pipeline import rows as rows_mod
-from gateway.registry import Registry
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.mqtt import MqttTransport
@@ -79,7 +79,9 @@ class RecordingAcker:
     def ack(self, tokens: list[Any]) -> None:
         seqs = [t for t in tokens if isinstance(t, int)]
         with sqlite3.connect(self.db_path) as db:
-            stored = {row[0] for row in db.execute(f"SELECT seq FROM punch WHERE seq IN ({','.join('?' * len(seqs))})", seqs)}
+            stored = {
+                row[0] for row in db.execute(f"SELECT seq FROM punch WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            }
         self.missing_at_ack += [t for t in seqs if t not in stored]
         self.acked.extend(tokens)
 
@@ -132,7 +134,9 @@ def test_watchdog_restarts_a_dead_mqtt_network_loop(store, mosquitto):
     metrics = pipeline.metrics
 
     async def scenario() -> None:
-        transport = MqttTransport(Mqtt(broker=mosquitto.url, client_id="gw-watchdog", device_auth="off"), queue, metrics)
+        transport = MqttTransport(
+            MqttSettings(broker=mosquitto.url, client_id="gw-watchdog", device_auth="off"), queue, metrics
+        )
         transport.start()
         await asyncio.to_thread(transport.connected.wait, 10)
 

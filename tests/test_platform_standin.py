@@ -364,7 +364,9 @@ def test_going_down_drops_held_calls_and_can_come_back_by_itself(
 # ---- webhook ----
 
 
-def signed(body: dict[str, Any], *, secret: str = HOOK_SECRET, ts: int | None = None, batch: str = "b1") -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: dict[str, Any], *, secret: str = HOOK_SECRET, ts: int | None = None, batch: str = "b1"
+) -> tuple[bytes, dict[str, str]]:
     raw = orjson.dumps(body)
     ts = int(time.time() * 1000) if ts is None else ts
     digest = hmac.new(secret.encode(), f"{ts}.".encode() + raw, hashlib.sha256).hexdigest()
@@ -465,7 +467,9 @@ def test_admin_routes_drive_the_knobs(stand_in: PlatformStandIn, client: httpx.C
     client.post("/_standin/webhook/fault", json={"kind": "fail", "status": 500})
     assert post_hook(client, batch("w")).status_code == 500
     stats = client.get("/_standin/stats").json()
-    assert stats["total_accepted"] == 2 and stats["duplicate_records"] == 1 and stats["webhook"]["answered"] == {"500": 1}
+    assert (
+        stats["total_accepted"] == 2 and stats["duplicate_records"] == 1 and stats["webhook"]["answered"] == {"500": 1}
+    )
     client.post("/_standin/reset")
     assert stand_in.total_accepted == 0 and stand_in.webhook.stats()["answered"] == {}
 

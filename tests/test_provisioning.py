@@ -15,8 +15,9 @@ PUNCH = b'{"type": "punch", "user": "%s", "time": "2026-11-27T09:00:00+08:00"}'
 
 
 def terminal(port: int, device: str, credentials: dict, **kw) -> MqttTerminal:
-    return MqttTerminal(device, "127.0.0.1", port, username=credentials["mqtt_username"],
-                        password=credentials["mqtt_password"], **kw)  # fmt: skip
+    return MqttTerminal(
+        device, "127.0.0.1", port, username=credentials["mqtt_username"], password=credentials["mqtt_password"], **kw
+    )
 
 
 def users(gw, device: str) -> list[str]:
@@ -74,14 +75,24 @@ def test_command_round_trip_and_timeout(secured):
         queued = gw.http.post("/api/v1/devices/att-01/commands", json={"name": "open_door", "args": {"door": "main"}})
         assert queued.status_code == 202 and queued.json()["state"] == "queued"
         command_id = queued.json()["id"]
-        done = wait_for(lambda: (c := gw.http.get(f"/api/v1/devices/att-01/commands/{command_id}").json())["state"]
-                        == "succeeded" and c, 15, 0.1, what="the command to succeed")  # fmt: skip
+        done = wait_for(
+            lambda: (
+                (c := gw.http.get(f"/api/v1/devices/att-01/commands/{command_id}").json())["state"] == "succeeded" and c
+            ),
+            15,
+            0.1,
+            what="the command to succeed",
+        )
         assert done["detail"] == "open_door done" and done["sent_at"] and done["finished_at"]
         assert device.commands == [{"id": command_id, "name": "open_door", "args": {"door": "main"}}]
 
         failed = gw.http.post("/api/v1/devices/att-01/commands", json={"name": "self_destruct"}).json()
-        wait_for(lambda: gw.http.get(f"/api/v1/devices/att-01/commands/{failed['id']}").json()["state"] == "failed",
-                 15, 0.1, what="the unknown command to fail")  # fmt: skip
+        wait_for(
+            lambda: gw.http.get(f"/api/v1/devices/att-01/commands/{failed['id']}").json()["state"] == "failed",
+            15,
+            0.1,
+            what="the unknown command to fail",
+        )
     finally:
         device.close()
 
@@ -89,8 +100,15 @@ def test_command_round_trip_and_timeout(secured):
     try:
         queued = gw.http.post("/api/v1/devices/att-01/commands", json={"name": "reboot", "timeout_s": 2}).json()
         wait_for(lambda: len(silent.commands) == 1, 10, what="the command to reach the device")
-        final = wait_for(lambda: (c := gw.http.get(f"/api/v1/devices/att-01/commands/{queued['id']}").json())["state"]
-                         == "timed_out" and c, 15, 0.2, what="the timeout")  # fmt: skip
+        final = wait_for(
+            lambda: (
+                (c := gw.http.get(f"/api/v1/devices/att-01/commands/{queued['id']}").json())["state"] == "timed_out"
+                and c
+            ),
+            15,
+            0.2,
+            what="the timeout",
+        )
         assert final["sent_at"] is not None
     finally:
         silent.close()
@@ -118,14 +136,19 @@ def test_protocol_config_and_credentials(gateway_factory):
     jt = gw.register("van-1", kind="gps", protocol="jt808", config={"phone": "13800138000"})
     assert len(jt["credentials"]["auth_code"]) == 16
     assert gw.register("zk-1", protocol="zk-adms", config={"sn": "CKJA1234"})["credentials"] == {}
-    clash = gw.http.post("/api/v1/devices", json={"id": "door-2", "kind": "access", "protocol": "osdp",
-                                                  "config": {"line": "/dev/ttyUSB0", "address": 1}})  # fmt: skip
+    clash = gw.http.post(
+        "/api/v1/devices",
+        json={"id": "door-2", "kind": "access", "protocol": "osdp", "config": {"line": "/dev/ttyUSB0", "address": 1}},
+    )
     assert clash.status_code == 409 and "door-main" in clash.json()["detail"]
-    bad = gw.http.post("/api/v1/devices", json={"id": "door-3", "kind": "access", "protocol": "osdp",
-                                                "config": {"line": "/dev/ttyUSB0", "address": 300}})  # fmt: skip
+    bad = gw.http.post(
+        "/api/v1/devices",
+        json={"id": "door-3", "kind": "access", "protocol": "osdp", "config": {"line": "/dev/ttyUSB0", "address": 300}},
+    )
     assert bad.status_code == 422 and bad.json()["detail"].startswith("config.address")
-    extra = gw.http.post("/api/v1/devices", json={"id": "x", "kind": "attendance", "protocol": "mqtt-json",
-                                                  "config": {"colour": "red"}})  # fmt: skip
+    extra = gw.http.post(
+        "/api/v1/devices", json={"id": "x", "kind": "attendance", "protocol": "mqtt-json", "config": {"colour": "red"}}
+    )
     assert extra.status_code == 422 and "config.colour" in extra.json()["detail"]
     rotated = gw.http.post("/api/v1/devices/door-main/credentials/rotate").json()["credentials"]
     assert rotated["scbk"] != osdp["credentials"]["scbk"]

@@ -93,15 +93,22 @@ BODIES = {
     ("POST", "/api/v1/attendance/holidays"): {"date": "2026-01-01"},
     ("POST", "/api/v1/attendance/leaves"): {"person_id": "p-1", "date": "2026-01-02"},
     ("POST", "/api/v1/visitors/invitations"): {
-        "name": "Role Visitor", "host": "p-1", "doors": ["front"],
-        "window": {"start": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-                   "end": (datetime.now(UTC) + timedelta(hours=2)).isoformat()},
+        "name": "Role Visitor",
+        "host": "p-1",
+        "doors": ["front"],
+        "window": {
+            "start": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "end": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+        },
     },
     ("POST", "/api/v1/visitors/blocklist"): {"name": "Role Blocked", "reason": "role test"},
     ("POST", "/api/v1/vehicles"): {"id": "v-role", "plate": "R1"},
     ("PATCH", "/api/v1/vehicles/{vehicle_id}"): {"name": "x"},
     ("POST", "/api/v1/vehicles/{vehicle_id}/bookings"): {
-        "person": "p-1", "start": "2026-11-27T09:00:00+08:00", "end": "2026-11-27T10:00:00+08:00"},
+        "person": "p-1",
+        "start": "2026-11-27T09:00:00+08:00",
+        "end": "2026-11-27T10:00:00+08:00",
+    },
     ("POST", "/api/v1/geofences"): {"id": "yard", "circle": {"lat": 31.2, "lon": 121.4, "radius_m": 100}},
 }
 
@@ -121,13 +128,24 @@ def gw(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokens(gw):
-    return {role: gw.http.post("/api/v1/tokens", json={"name": role, "role": role}).raise_for_status().json()["token"]
-            for role in (INSTALLER, OPERATOR, AUDITOR)}  # fmt: skip
+    return {
+        role: gw.http.post("/api/v1/tokens", json={"name": role, "role": role}).raise_for_status().json()["token"]
+        for role in (INSTALLER, OPERATOR, AUDITOR)
+    }
 
 
 def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
-    path = template.format(device_id="att-01", person_id="p-1", token_id="nope", command_id="nope", shift_id="nope", schedule_id="nope",
-                           invitation_id="nope", entry_id="nope", vehicle_id="v-1")
+    path = template.format(
+        device_id="att-01",
+        person_id="p-1",
+        token_id="nope",
+        command_id="nope",
+        shift_id="nope",
+        schedule_id="nope",
+        invitation_id="nope",
+        entry_id="nope",
+        vehicle_id="v-1",
+    )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kwargs = {}
     if (method, template) == ("POST", "/api/v1/people/import"):

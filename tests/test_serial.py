@@ -27,8 +27,9 @@ class PtyPair:
     def plug(self) -> None:
         self.proc = subprocess.Popen(
             ["socat", f"pty,raw,echo=0,link={self.gateway_end}", f"pty,raw,echo=0,link={self.device_end}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(lambda: self.gateway_end.exists() and self.device_end.exists(), 5, what="the pty pair")
 
     def unplug(self) -> None:
@@ -54,7 +55,9 @@ def pty(tmp_path):
 
 
 def serial_gateway(gateway_factory, pty, protocol: str):
-    extra = f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "{protocol}"\nbaudrate = 115200\ndevice_id = "line-01"\n'
+    extra = (
+        f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "{protocol}"\nbaudrate = 115200\ndevice_id = "line-01"\n'
+    )
     gw = gateway_factory("embedded", extra=extra).start()
     gw.register("line-01", protocol="attlog")
     return gw
@@ -108,8 +111,9 @@ def test_card_lines_become_card_punches(gateway_factory, pty):
     gw = serial_gateway(gateway_factory, pty, "card-lines")
     time.sleep(0.5)
     pty.write(b"1093\n0x445\t2026-11-27 09:00:00\nnot-a-card\n")
-    punches = wait_for(lambda: len(p := gw.all_items("/api/v1/attendance/punches")) == 2 and p,
-                       10, 0.2, what="two card punches")  # fmt: skip
+    punches = wait_for(
+        lambda: len(p := gw.all_items("/api/v1/attendance/punches")) == 2 and p, 10, 0.2, what="two card punches"
+    )
     assert sorted(p["user"] for p in punches) == ["1093", "1093"]
     assert {p["verify"] for p in punches} == {"card"}
     assert any(p["time"] == "2026-11-27T01:00:00Z" for p in punches)

@@ -27,10 +27,17 @@ def platform():
 
 def dingtalk_config(standin: PlatformStandIn, **extra: object) -> str:
     lines = [
-        "[uplink]", "retry_max_s = 2", *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
-        "[uplink.dingtalk]", "enabled = true", f'base_url = "{standin.url}"', 'app_key = "standin-key"',
-        'app_secret = "standin-secret"', "rate = 50", "timeout_s = 2",
-    ]  # fmt: skip
+        "[uplink]",
+        "retry_max_s = 2",
+        *(f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()),
+        "[uplink.dingtalk]",
+        "enabled = true",
+        f'base_url = "{standin.url}"',
+        'app_key = "standin-key"',
+        'app_secret = "standin-secret"',
+        "rate = 50",
+        "timeout_s = 2",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -40,8 +47,9 @@ def office(gw, platform_ids: bool = True) -> MqttTerminal:
         body = {"id": person, "name": person, **({"platform_user_id": f"dt-{person}"} if platform_ids else {})}
         gw.http.post("/api/v1/people", json=body).raise_for_status()
     creds = gw.register("att-01")["credentials"]
-    return MqttTerminal("att-01", port=gw.mqtt_port, username="att-01", password=creds["mqtt_password"],
-                        users=PEOPLE).start()  # fmt: skip
+    return MqttTerminal(
+        "att-01", port=gw.mqtt_port, username="att-01", password=creds["mqtt_password"], users=PEOPLE
+    ).start()
 
 
 def punch(terminal: MqttTerminal, n: int) -> None:
@@ -141,8 +149,9 @@ def test_an_unknown_user_is_parked_with_its_reason_and_retried_after_the_fix(gat
     gw.http.patch("/api/v1/people/E1001", json={"platform_user_id": None}).raise_for_status()  # no id at all
     terminal.users = ["E1000", "E1001"]
     punch(terminal, 6)
-    parked = wait_for(lambda: len(p := gw.all_items("/api/v1/uplink/parked")) == 6 and p, 30, 0.2,
-                      what="six parked punches")  # fmt: skip
+    parked = wait_for(
+        lambda: len(p := gw.all_items("/api/v1/uplink/parked")) == 6 and p, 30, 0.2, what="six parked punches"
+    )
     assert any("E1001" in r["reason"] and "platform_user_id" in r["reason"] for r in parked)  # ours
     assert any("60121" in r["reason"] for r in parked)  # DingTalk's
     assert status(gw)["parked"] == 6 and platform.total_accepted == 0
@@ -158,8 +167,10 @@ def test_an_unknown_user_is_parked_with_its_reason_and_retried_after_the_fix(gat
 
 
 def webhook_config(standin: PlatformStandIn, secret: str = "hook-secret") -> str:
-    return ("[uplink]\nretry_max_s = 2\n[uplink.webhook]\nenabled = true\n"
-            f'url = "{standin.webhook_url}"\nsecret = "{secret}"\nrecords = ["punch", "access"]\nbatch_size = 10\n')
+    return (
+        "[uplink]\nretry_max_s = 2\n[uplink.webhook]\nenabled = true\n"
+        f'url = "{standin.webhook_url}"\nsecret = "{secret}"\nrecords = ["punch", "access"]\nbatch_size = 10\n'
+    )
 
 
 def test_webhook_batches_are_signed_4xx_parks_and_5xx_retries(gateway_factory, platform):
@@ -174,11 +185,16 @@ def test_webhook_batches_are_signed_4xx_parks_and_5xx_retries(gateway_factory, p
 
     platform.webhook.fail(1, status=400, reason="schema says no")
     punch(terminal, 3)
-    parked = wait_for(lambda: len(p := gw.all_items("/api/v1/uplink/parked")) >= 1 and p, 30, 0.2,
-                      what="the refused batch parked")  # fmt: skip
+    parked = wait_for(
+        lambda: len(p := gw.all_items("/api/v1/uplink/parked")) >= 1 and p, 30, 0.2, what="the refused batch parked"
+    )
     assert all("400" in r["reason"] and "schema says no" in r["reason"] for r in parked)
-    wait_for(lambda: len(platform.webhook.records()) + len(gw.all_items("/api/v1/uplink/parked")) == 28, 30, 0.2,
-             what="the rest delivered")  # fmt: skip
+    wait_for(
+        lambda: len(platform.webhook.records()) + len(gw.all_items("/api/v1/uplink/parked")) == 28,
+        30,
+        0.2,
+        what="the rest delivered",
+    )
     terminal.close()
 
 
@@ -224,8 +240,9 @@ def test_drop_oldest_overflow_drops_and_counts(gateway_factory, platform):
     gw = gateway_factory("embedded", extra=extra).start()
     terminal = office(gw)
     punch(terminal, 130)
-    wait_for(lambda: gw.metric("gateway_uplink_dropped_total", sink="dingtalk") == 30, 20, 0.2,
-             what="the 30 oldest dropped")  # fmt: skip
+    wait_for(
+        lambda: gw.metric("gateway_uplink_dropped_total", sink="dingtalk") == 30, 20, 0.2, what="the 30 oldest dropped"
+    )
     platform.come_up()
     wait_for(lambda: platform.total_accepted >= 100, 60, 0.2, what="the rest delivered")
     time.sleep(1.0)

@@ -109,8 +109,10 @@ def test_unknown_user_is_parked_with_the_platforms_reason(stand_in: PlatformStan
     assert stand_in.total_accepted == 0
 
 
-@pytest.mark.parametrize(("change", "field"), [({"user_check_time": 1_000_000_000_000}, "user_check_time"),
-                                               ({"device_name": None}, "device_name")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"user_check_time": 1_000_000_000_000}, "user_check_time"), ({"device_name": None}, "device_name")],
+)
 def test_data_the_platform_calls_invalid_is_parked(stand_in: PlatformStandIn, change: dict, field: str) -> None:
     record = {k: v for k, v in {**punch(), **change}.items() if v is not None}
     outcome = with_dingtalk(stand_in, lambda sink: sink.send(record))
@@ -231,7 +233,10 @@ def test_a_signed_batch_is_accepted_and_counted(stand_in: PlatformStandIn) -> No
     assert outcomes == [Outcome.delivered()] * 3
     assert stand_in.webhook.accepted == 3 and stand_in.webhook.batch_deliveries(batch_key(records)) == 1
     assert [(r["site"], r["idempotency_key"]) for r in stand_in.webhook.records()] == [
-        (SITE, "visit-0"), (SITE, "trip-1"), (SITE, "visit-2")]  # fmt: skip
+        (SITE, "visit-0"),
+        (SITE, "trip-1"),
+        (SITE, "visit-2"),
+    ]
 
 
 def test_a_resent_batch_counts_as_duplicates_not_new_records(stand_in: PlatformStandIn) -> None:

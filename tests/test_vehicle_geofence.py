@@ -67,8 +67,13 @@ def test_convex_polygon_contains_in_either_winding():
 def test_concave_polygon():
     # A "U": two arms 0..100 and 200..300 wide, joined by a base 0..100 high; the notch
     # between the arms (100..200 east, above 100 north) is outside.
-    u = PolygonFence("u", tuple(at(x, y) for x, y in [
-        (0, 0), (300, 0), (300, 400), (200, 400), (200, 100), (100, 100), (100, 400), (0, 400)]))  # fmt: skip
+    u = PolygonFence(
+        "u",
+        tuple(
+            at(x, y)
+            for x, y in [(0, 0), (300, 0), (300, 400), (200, 400), (200, 100), (100, 100), (100, 400), (0, 400)]
+        ),
+    )
     assert u.contains(*at(50, 300)) and u.contains(*at(250, 300)) and u.contains(*at(150, 50))
     assert not u.contains(*at(150, 300)) and not u.contains(*at(150, 101))
     assert not u.contains(*at(-10, 200)) and not u.contains(*at(150, 450))
@@ -78,7 +83,9 @@ def test_concave_polygon():
 
 def test_polygon_across_the_antimeridian():
     lat0, lon0 = -17.7, 180.0  # Fiji
-    box = PolygonFence("port", tuple(at(x, y, lat0, lon0) for x, y in [(-500, -500), (500, -500), (500, 500), (-500, 500)]))
+    box = PolygonFence(
+        "port", tuple(at(x, y, lat0, lon0) for x, y in [(-500, -500), (500, -500), (500, 500), (-500, 500)])
+    )
     assert box.contains(*at(-200, 0, lat0, lon0)) and box.contains(*at(200, 0, lat0, lon0))
     assert not box.contains(*at(900, 0, lat0, lon0)) and not box.contains(*at(0, 0, lat0, 0.0))
     ring = CircleFence("buoy", *at(0, 0, lat0, lon0), radius_m=300)
@@ -118,7 +125,9 @@ def test_real_entry_and_exit():
 
 def test_dwell_counts_from_the_first_fix_of_an_unbroken_run():
     # in for 50 s: too short for 60 s of dwell, long enough for 30 s
-    visit = [fix(0, 500, 0)] + [fix(10 + 10 * k, 0, 0) for k in range(6)] + [fix(70 + 10 * k, 500, 0) for k in range(10)]
+    visit = (
+        [fix(0, 500, 0)] + [fix(10 + 10 * k, 0, 0) for k in range(6)] + [fix(70 + 10 * k, 500, 0) for k in range(10)]
+    )
     assert geofence_events(visit, [CAR_PARK]) == []
     assert [e.kind for e in geofence_events(visit, [CAR_PARK], dwell_s=30)] == ["enter", "exit"]
     # a flicker out and back restarts the count: the exit dates from the run that lasted
@@ -137,14 +146,15 @@ def test_several_fences_in_time_order():
     pts += [fix(800 + 10 * k, 1050, 0) for k in range(20)]  # stays at the office
     events = geofence_events(pts, [office, CAR_PARK])
     # in the car park for k = 11..20 (110..200 s), in the office from k = 66 (660 s) on
-    assert [(e.fence_id, e.kind) for e in events] == [
-        ("car-park", "enter"), ("car-park", "exit"), ("office", "enter")]  # fmt: skip
+    assert [(e.fence_id, e.kind) for e in events] == [("car-park", "enter"), ("car-park", "exit"), ("office", "enter")]
     assert [e.time_ms for e in events] == [T0 + 110 * S, T0 + 210 * S, T0 + 660 * S]
     # nested fences confirmed by the same (sparse) fix still come out in time order
     campus = CircleFence("campus", *at(0, 0), radius_m=1000)
     sparse = [fix(0, 2000, 0), fix(10, 500, 0), fix(20, 0, 0), fix(300, 0, 0)]
     assert [(e.fence_id, e.time_ms) for e in geofence_events(sparse, [CAR_PARK, campus])] == [
-        ("campus", T0 + 10 * S), ("car-park", T0 + 20 * S)]  # fmt: skip
+        ("campus", T0 + 10 * S),
+        ("car-park", T0 + 20 * S),
+    ]
     with pytest.raises(ValueError):
         geofence_events(pts, [office, CAR_PARK], initial_inside=["nowhere"])
     with pytest.raises(ValueError):

@@ -62,7 +62,9 @@ class Route:
 
     def park(self, seconds: int, every: int = 30, jitter_m: float = 5.0) -> Route:
         for _ in range(seconds // every):
-            self.fix(self.x + self.rng.uniform(-jitter_m, jitter_m), self.y + self.rng.uniform(-jitter_m, jitter_m), 0.0)
+            self.fix(
+                self.x + self.rng.uniform(-jitter_m, jitter_m), self.y + self.rng.uniform(-jitter_m, jitter_m), 0.0
+            )
             self.t += every * S
         return self
 
@@ -124,8 +126,13 @@ def test_two_stops_route():
 
 
 ASTRIDE_AT_2KM = 180 - 2000 / (M_PER_DEG * math.cos(math.radians(16.8)))  # the 20 min park is on the line
-ELSEWHERE = [((59.9, 179.99), True), ((-16.8, 179.9905), True), ((-16.8, 179.99999), True),
-             ((-16.8, ASTRIDE_AT_2KM), True), ((-33.9, -70.6), False)]  # fmt: skip
+ELSEWHERE = [
+    ((59.9, 179.99), True),
+    ((-16.8, 179.9905), True),
+    ((-16.8, 179.99999), True),
+    ((-16.8, ASTRIDE_AT_2KM), True),
+    ((-33.9, -70.6), False),
+]
 
 
 @pytest.mark.parametrize("origin, crosses", ELSEWHERE)
@@ -134,8 +141,10 @@ def test_same_route_elsewhere(origin, crosses):
     # parked astride the line at the start, or between the legs. And south of the equator.
     ref = trips_from_fixes(two_stop_route().points).trips
     here = trips_from_fixes(two_stop_route(origin=origin).points)
+
     def summary(trips):
         return [(t.start_ms, t.end_ms, t.point_count) for t in trips]
+
     assert summary(here.trips) == summary(ref)
     assert [t.distance_km for t in here.trips] == pytest.approx([t.distance_km for t in ref], rel=1e-3)
     assert (min(p.lon for p in here.kept) < -179.9 and max(p.lon for p in here.kept) > 179.9) == crosses
@@ -274,7 +283,14 @@ def test_each_filter_reason():
     assert kept == good + [day_ahead]
     reasons = {id(p): why for p, why in rejected}
     assert [reasons[id(p)] for p in (invalid, out_of_range, not_a_number, zero, duplicate, future, spike)] == [
-        "invalid", "invalid", "invalid", "zero_position", "duplicate_time", "future_time", "implausible_speed"]
+        "invalid",
+        "invalid",
+        "invalid",
+        "zero_position",
+        "duplicate_time",
+        "future_time",
+        "implausible_speed",
+    ]
     # each filter can be turned off; without now there is no future check
     for reason in FILTER_REASONS:
         without = TripSettings(filters=frozenset(FILTER_REASONS) - {reason})
@@ -310,15 +326,25 @@ def test_odometer_used_when_both_ends_have_it():
 
 def test_gps_used_when_odometer_missing_or_unsound():
     base = two_stop_route(odometer=True).points
+
     def with_odometer(change):
         pts = [Point(p.time_ms, p.lat, p.lon, p.speed_kmh, p.odometer_km) for p in base]
         first = trips_from_fixes(pts).trips[0]
         change(pts, first.first_index, first.last_index)
         return trips_from_fixes(pts).trips[0]
-    def drop_end(pts, a, b): pts[b].odometer_km = None
-    def reset(pts, a, b): pts[b].odometer_km = 0.5  # counter reset: negative difference
-    def wrong_unit(pts, a, b): pts[b].odometer_km = pts[a].odometer_km + 15.0  # 5x the GPS distance
-    def too_fast(pts, a, b): pts[b].odometer_km = pts[a].odometer_km + 10_000
+
+    def drop_end(pts, a, b):
+        pts[b].odometer_km = None
+
+    def reset(pts, a, b):
+        pts[b].odometer_km = 0.5  # counter reset: negative difference
+
+    def wrong_unit(pts, a, b):
+        pts[b].odometer_km = pts[a].odometer_km + 15.0  # 5x the GPS distance
+
+    def too_fast(pts, a, b):
+        pts[b].odometer_km = pts[a].odometer_km + 10_000
+
     for change in (drop_end, reset, wrong_unit, too_fast):
         trip = with_odometer(change)
         assert trip.distance_source == "gps", change.__name__
@@ -344,8 +370,12 @@ def test_booking_flags():
     assert (trips[0].booking_id, trips[0].flags) == ("b-used", ())
     assert (trips[1].booking_id, trips[1].flags) == (None, ("no_booking",))
     status = {c.booking_id: (c.status, c.trip_indices) for c in checks}
-    assert status == {"b-used": ("used", (0,)), "b-edge": ("used", ()), "b-none": ("no_trip", ()),
-                      "b-later": ("pending", ())}  # fmt: skip
+    assert status == {
+        "b-used": ("used", (0,)),
+        "b-edge": ("used", ()),
+        "b-none": ("no_trip", ()),
+        "b-later": ("pending", ()),
+    }
     # a booking not over yet with no trip is pending, and no_trip once its end has passed
     running = Booking("b-run", "van-3", "Sun", now - h, now + h)
     assert match_bookings([], [running], now)[1][0].status == "pending"
@@ -410,6 +440,7 @@ def test_geojson_parses_lon_lat():
 
 def test_iso_times():
     from gateway.vehicles import iso_utc
+
     assert iso_utc(0) == "1970-01-01T00:00:00Z"
     assert iso_utc(1_780_000_000_123) == "2026-05-28T20:26:40.123Z"
 
@@ -480,11 +511,13 @@ class Borderline(Exception):
 def reference_raw_rule(pts: list[Point], cfg: TripSettings) -> list[tuple[int, int]]:
     """The documented rule with settle_radius_m = 0, written plainly (quadratic): trips
     as (first, last) index pairs. Positions far apart are >= min_distance_m by haversine."""
+
     def far(a: Point, b: Point) -> bool:
         d = haversine_m(a.lat, a.lon, b.lat, b.lon)
         if abs(d - cfg.min_distance_m) < 0.05:
             raise Borderline
         return d >= cfg.min_distance_m
+
     if not pts:
         return []
     window, gap = cfg.stop_window_s * 1000, cfg.max_gap_s * 1000
@@ -519,9 +552,28 @@ def test_circling_a_car_park_is_not_a_stop():
     # Hopping round a 110 m circle, sometimes 220 m across, never 3 min within 200 m of
     # one fix: no stop. The fixes that broke earlier checks are not the ones that break
     # the later ones, so every fix of the window must stay a candidate.
-    spots = [(-1000, 0), (-110, 0), (78, -78), (78, -78), (-78, 78), (78, 78), (0, 110), (-110, 0), (110, 0),
-             (-78, 78), (0, 110), (0, 110), (-78, 78), (78, -78), (78, 78), (110, 0), (-78, 78), (-78, -78),
-             (0, 110), (-110, 0)]  # fmt: skip
+    spots = [
+        (-1000, 0),
+        (-110, 0),
+        (78, -78),
+        (78, -78),
+        (-78, 78),
+        (78, 78),
+        (0, 110),
+        (-110, 0),
+        (110, 0),
+        (-78, 78),
+        (0, 110),
+        (0, 110),
+        (-78, 78),
+        (78, -78),
+        (78, 78),
+        (110, 0),
+        (-78, 78),
+        (-78, -78),
+        (0, 110),
+        (-110, 0),
+    ]
     seconds = [0, 10, 20, 50, 70, 130, 160, 180, 210, 230, 260, 270, 300, 310, 330, 390, 450, 460, 470, 530]
     pts = [Point(T0 + t * S, *to_deg(x, y)) for (x, y), t in zip(spots, seconds)]
     raw = TripSettings(settle_radius_m=0)

@@ -29,8 +29,13 @@ def at(**delta: float) -> str:
 
 
 def invitation(name: str = "Vera Visitor", start: str | None = None, end: str | None = None, **extra) -> dict:
-    return {"name": name, "host": "H1", "window": {"start": start or at(minutes=10), "end": end or at(hours=2)},
-            "doors": ["front", "front-exit"], **extra}  # fmt: skip
+    return {
+        "name": name,
+        "host": "H1",
+        "window": {"start": start or at(minutes=10), "end": end or at(hours=2)},
+        "doors": ["front", "front-exit"],
+        **extra,
+    }
 
 
 def invite(gw, **kw) -> dict:
@@ -53,8 +58,9 @@ def reasons(gw, door: str) -> list[tuple[str, str, str | None]]:
 
 def notifications(gw, visit_id: str) -> list[tuple]:
     with sqlite3.connect(gw.workdir / "gateway.db") as db:
-        return db.execute("SELECT host_person_id, kind, delivered FROM visit_notification WHERE visit_id = ?",
-                          (int(visit_id),)).fetchall()  # fmt: skip
+        return db.execute(
+            "SELECT host_person_id, kind, delivered FROM visit_notification WHERE visit_id = ?", (int(visit_id),)
+        ).fetchall()
 
 
 @pytest.fixture
@@ -66,9 +72,18 @@ def site(gateway_factory, tmp_path):
     gw = gateway_factory("embedded", extra=extra).start()
     keys = {}
     for address, door, direction in ((1, "front", "in"), (2, "front-exit", "out")):
-        keys[address] = gw.register(f"reader-{door}", kind="access", protocol="osdp", config={
-            "line": str(pty.gateway_end), "address": address, "door": door, "strike_ms": 1000,
-            "direction": direction})["credentials"]["scbk"]
+        keys[address] = gw.register(
+            f"reader-{door}",
+            kind="access",
+            protocol="osdp",
+            config={
+                "line": str(pty.gateway_end),
+                "address": address,
+                "door": door,
+                "strike_ms": 1000,
+                "direction": direction,
+            },
+        )["credentials"]["scbk"]
     gw.http.post("/api/v1/people", json={"id": "H1", "name": "Hannah Host"}).raise_for_status()
     gw.terminate()  # the line takes the readers registered when it starts
     gw.start()
@@ -109,8 +124,12 @@ def test_a_visit_checked_in_at_the_door_and_out_at_the_exit(site):
     checked_in = datetime.fromisoformat(arrived["checked_in_at"])
     assert abs(checked_in.timestamp() * 1000 - now_ms) < 30_000
     assert notifications(gw, today["id"]) == [("H1", "visitor_arrived", 0)]
-    wait_for(lambda: reasons(gw, "front") == [("denied", "not_yet_valid", later["id"]),
-                                              ("granted", "granted", today["id"])], 10, 0.2, what="both reads")  # fmt: skip
+    wait_for(
+        lambda: reasons(gw, "front") == [("denied", "not_yet_valid", later["id"]), ("granted", "granted", today["id"])],
+        10,
+        0.2,
+        what="both reads",
+    )
 
     exit_.enter_keys(pin + "#")  # leaving through the exit reader
     assert exit_.wait_for("output", lambda c: c["control_code"] == STRIKE, timeout=10) is not None
@@ -144,8 +163,12 @@ def test_a_temporary_card_stops_at_the_window_end_and_the_visitor_is_checked_out
     wait_for(lambda: card["id"] not in on_site(gw), 10, 0.2, what="the automatic check-out")
     gone = visit(gw, card["id"])
     assert gone["checkout_reason"] == "window_end" and gone["checked_out_at"] == card["window"]["end"]
-    wait_for(lambda: reasons(gw, "front") == [("granted", "granted", card["id"]), ("denied", "expired", card["id"])],
-             10, 0.2, what="both reads")  # fmt: skip
+    wait_for(
+        lambda: reasons(gw, "front") == [("granted", "granted", card["id"]), ("denied", "expired", card["id"])],
+        10,
+        0.2,
+        what="both reads",
+    )
     assert card["window"]["end"] == datetime.fromisoformat(end).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -185,21 +208,31 @@ def test_the_blocklist_refuses_an_invitation_by_name_or_phone(gw):
     assert len(gw.all_items("/api/v1/visitors/blocklist")) == 2
 
     gw.http.delete(f"/api/v1/visitors/blocklist/{by_phone['id']}").raise_for_status()
-    assert gw.http.post("/api/v1/visitors/invitations", json=invitation(name="Pat", phone="+8613800000002")).status_code == 201
+    assert (
+        gw.http.post("/api/v1/visitors/invitations", json=invitation(name="Pat", phone="+8613800000002")).status_code
+        == 201
+    )
     changes = [(a["action"], a["target_type"]) for a in gw.all_items("/api/v1/audit") if "visitor" in a["target_type"]]
-    assert changes == [("create", "visitor_blocklist"), ("create", "visitor_blocklist"),
-                       ("delete", "visitor_blocklist"), ("create", "visitor_invitation")]  # fmt: skip
+    assert changes == [
+        ("create", "visitor_blocklist"),
+        ("create", "visitor_blocklist"),
+        ("delete", "visitor_blocklist"),
+        ("create", "visitor_invitation"),
+    ]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    (invitation(start=at(hours=2), end=at(hours=1)), 422, "end must be after start"),
-    (invitation(start=at(hours=1), end=at(days=8)), 422, "at most 7 days"),
-    (invitation(start=at(hours=-2), end=at(minutes=-1)), 422, "already ended"),
-    (invitation(start="2026-01-01T09:00:00", end="2026-01-01T10:00:00"), 422, "window.start"),
-    ({**invitation(), "host": "nobody"}, 404, "nobody"),
-    ({**invitation(), "doors": []}, 422, "doors"),
-    ({**invitation(), "credential": "face"}, 422, "credential"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (invitation(start=at(hours=2), end=at(hours=1)), 422, "end must be after start"),
+        (invitation(start=at(hours=1), end=at(days=8)), 422, "at most 7 days"),
+        (invitation(start=at(hours=-2), end=at(minutes=-1)), 422, "already ended"),
+        (invitation(start="2026-01-01T09:00:00", end="2026-01-01T10:00:00"), 422, "window.start"),
+        ({**invitation(), "host": "nobody"}, 404, "nobody"),
+        ({**invitation(), "doors": []}, 422, "doors"),
+        ({**invitation(), "credential": "face"}, 422, "credential"),
+    ],
+)
 def test_invitations_the_gateway_refuses(gw, body, status, words):
     response = gw.http.post("/api/v1/visitors/invitations", json=body)
     assert response.status_code == status and words in response.json()["detail"], response.text
@@ -245,15 +278,31 @@ def test_the_doors_know_an_open_invitation_before_a_closed_one_with_the_same_pin
     engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
     upgrade(engine)
     now = 1_800_000_000_000
-    common = {"host_person_id": "H1", "doors": ["front"], "credential_kind": "pin", "credential_value": "123456",
-              "created_at": now, "created_by": "test"}  # fmt: skip
+    common = {
+        "host_person_id": "H1",
+        "doors": ["front"],
+        "credential_kind": "pin",
+        "credential_value": "123456",
+        "created_at": now,
+        "created_by": "test",
+    }
     try:
         with Session(engine) as session:
-            for i, (start, end, revoked) in enumerate([(-7200, -3600, None), (-60, 3600, None), (-60, 3600, now),
-                                                       (-10 * 86400, -9 * 86400, None)]):  # fmt: skip
-                session.add(Visit(id=i + 1, name=f"V{i}", window_start=now + start * 1000, window_end=now + end * 1000,
-                                  valid_from=now + start * 1000, valid_until=now + end * 1000, revoked_at=revoked,
-                                  **common))  # fmt: skip
+            for i, (start, end, revoked) in enumerate(
+                [(-7200, -3600, None), (-60, 3600, None), (-60, 3600, now), (-10 * 86400, -9 * 86400, None)]
+            ):
+                session.add(
+                    Visit(
+                        id=i + 1,
+                        name=f"V{i}",
+                        window_start=now + start * 1000,
+                        window_end=now + end * 1000,
+                        valid_from=now + start * 1000,
+                        valid_until=now + end * 1000,
+                        revoked_at=revoked,
+                        **common,
+                    )
+                )
             session.commit()
         with engine.connect() as conn:
             rows = door_rows(conn, now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -44,6 +44,7 @@ def command(gw, command_id):
 
 # --- handshake ----------------------------------------------------------------------------------
 
+
 def test_handshake_for_new_and_old_firmware(gw):
     gw.register("zk-sp", protocol="zk-adms", timezone="America/Sao_Paulo", config={"sn": "SP0001"})
     url = f"http://127.0.0.1:{gw.api_port}"
@@ -53,11 +54,16 @@ def test_handshake_for_new_and_old_firmware(gw):
         options = new.handshake()
         assert options["GET OPTION FROM"] == "SP0001"
         assert {k: options[k] for k in ("ATTLOGStamp", "OPERLOGStamp", "ATTPHOTOStamp")} == dict.fromkeys(
-            ("ATTLOGStamp", "OPERLOGStamp", "ATTPHOTOStamp"), "None")
+            ("ATTLOGStamp", "OPERLOGStamp", "ATTPHOTOStamp"), "None"
+        )
         assert not {"Stamp", "OpStamp", "PhotoStamp"} & set(options)
         assert options["TimeZone"] == "-3"  # the device's zone, not the site's
         assert (options["ErrorDelay"], options["Delay"], options["TransTimes"], options["TransInterval"]) == (
-            "30", "10", "00:00;14:05", "1")
+            "30",
+            "10",
+            "00:00;14:05",
+            "1",
+        )
         assert (options["TransFlag"], options["Realtime"], options["Encrypt"]) == ("TransData AttLog OpLog", "1", "0")
 
         old_options = old.handshake()
@@ -80,6 +86,7 @@ def test_handshake_for_new_and_old_firmware(gw):
 
 # --- punches --------------------------------------------------------------------------------------
 
+
 def test_punches_land_once_though_the_terminal_resends(gw, zk):
     zk.handshake()
     zk.lose_replies = 2  # the first two OKs never reach the terminal: it sends the batch three times
@@ -97,7 +104,7 @@ def test_punches_land_once_though_the_terminal_resends(gw, zk):
 
 
 def test_mixed_batch_stores_the_good_lines_and_dead_letters_the_rest(gw, zk):
-    future = (datetime.now(timezone.utc) + timedelta(days=3)).astimezone(TOKYO).replace(tzinfo=None)
+    future = (datetime.now(UTC) + timedelta(days=3)).astimezone(TOKYO).replace(tzinfo=None)
     good6 = "1001\t2025-08-27 08:57:49\t0\t1\t0\t0"
     good10 = "1002\t2025-08-27 18:01:02\t1\t15\t0\t0\t0\t0\t0\t0"
     bad_line = "1003\t2025-08-27 09:00:00"
@@ -109,7 +116,12 @@ def test_mixed_batch_stores_the_good_lines_and_dead_letters_the_rest(gw, zk):
     assert sorted(by_user) == ["1001", "1002"]
     first, second = by_user["1001"], by_user["1002"]
     assert (first["time"], first["local_time"]) == ("2025-08-26T23:57:49Z", "2025-08-27T08:57:49+09:00")
-    assert (first["direction"], first["verify"], first["status_code"], first["verify_code"]) == ("in", "fingerprint", 0, 1)
+    assert (first["direction"], first["verify"], first["status_code"], first["verify_code"]) == (
+        "in",
+        "fingerprint",
+        0,
+        1,
+    )
     assert (second["local_time"], second["direction"], second["verify"]) == ("2025-08-27T18:01:02+09:00", "out", "face")
     assert {p["source"] for p in by_user.values()} == {"zk-adms"}
 
@@ -152,21 +164,27 @@ def test_unknown_serial_number_is_dead_lettered_not_stored(gw):
 def test_operlog_and_photos_are_answered_without_punches(gw, zk):
     zk.users = {"1001": {"PIN": "1001", "Name": "Ann Lee", "Card": "123456"}, "1002": {"PIN": "1002", "Name": "Bo"}}
     assert zk.push_users() == 2
-    photo = httpx.post(f"http://127.0.0.1:{gw.api_port}/iclock/cdata", params={"SN": SN, "table": "ATTPHOTO"},
-                       content=b"PIN=1001\nSN=x\nsize=4\nCMD=uploadphoto\x00\xff\xd8\xff")  # fmt: skip
+    photo = httpx.post(
+        f"http://127.0.0.1:{gw.api_port}/iclock/cdata",
+        params={"SN": SN, "table": "ATTPHOTO"},
+        content=b"PIN=1001\nSN=x\nsize=4\nCMD=uploadphoto\x00\xff\xd8\xff",
+    )
     assert (photo.status_code, photo.text) == (200, "OK")
     assert punches(gw) == [] and dead_letters(gw) == []
 
 
 # --- commands and liveness --------------------------------------------------------------------------
 
+
 def test_heartbeat_and_commands(gw, zk):
     assert gw.http.get("/api/v1/devices/zk-1").json()["online"] is None
     assert zk.poll() == []
     assert gw.http.get("/api/v1/devices/zk-1").json()["online"] is True  # getrequest is the heartbeat
 
-    queued = gw.http.post("/api/v1/devices/zk-1/commands",
-                          json={"name": "sync_user", "args": {"pin": "1001", "name": "Ann Lee", "card": "123456"}})
+    queued = gw.http.post(
+        "/api/v1/devices/zk-1/commands",
+        json={"name": "sync_user", "args": {"pin": "1001", "name": "Ann Lee", "card": "123456"}},
+    )
     assert queued.status_code == 202 and queued.json()["state"] == "queued"
     sync_id = queued.json()["id"]
     assert command(gw, sync_id)["state"] == "queued"  # nothing is pushed: it waits for the terminal's poll
@@ -181,8 +199,10 @@ def test_heartbeat_and_commands(gw, zk):
     assert zk.poll() == []  # sent once
 
     # Several at once, in order; then a failure as the terminal reports it.
-    ids = [gw.http.post("/api/v1/devices/zk-1/commands", json=body).json()["id"] for body in (
-        {"name": "delete_user", "args": {"pin": "1001"}}, {"name": "info"})]
+    ids = [
+        gw.http.post("/api/v1/devices/zk-1/commands", json=body).json()["id"]
+        for body in ({"name": "delete_user", "args": {"pin": "1001"}}, {"name": "info"})
+    ]
     zk.poll()
     assert [command(gw, i)["state"] for i in ids] == ["succeeded", "succeeded"]
     assert zk.users == {}
@@ -190,10 +210,13 @@ def test_heartbeat_and_commands(gw, zk):
 
     check = gw.http.post("/api/v1/devices/zk-1/commands", json={"name": "check"}).json()["id"]
     zk.answer_commands = False
-    (wire, text), = zk.poll()
+    ((wire, text),) = zk.poll()
     assert (wire, text) == (zk_adms.wire_id(check), "CHECK") and command(gw, check)["state"] == "sent"
-    answer = httpx.post(f"http://127.0.0.1:{gw.api_port}/iclock/devicecmd", params={"SN": SN},
-                        content=f"ID={wire}&Return=-3&CMD=CHECK\n".encode())  # fmt: skip
+    answer = httpx.post(
+        f"http://127.0.0.1:{gw.api_port}/iclock/devicecmd",
+        params={"SN": SN},
+        content=f"ID={wire}&Return=-3&CMD=CHECK\n".encode(),
+    )
     assert answer.text == "OK"
     failed = command(gw, check)
     assert (failed["state"], failed["detail"]) == ("failed", "Return=-3 CMD=CHECK")

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from gateway.access.schedules import Schedule, schedule_from_row
-from gateway.timeutil import parse_device_time, to_epoch_ms
+from gateway.core.timeutil import parse_device_time, to_epoch_ms
 
 ALL = "*"  # a holder's doors: every door
 ALWAYS = "always"  # a holder's schedule: no time restriction

@@ -12,13 +12,12 @@ reconnect) is decided and recorded, but no door is opened for it any more.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
-from gateway.timeutil import to_epoch_ms
+from gateway.core.timeutil import now_ms, to_epoch_ms
 
 if TYPE_CHECKING:
-    from gateway.commands import Commands
+    from gateway.management.commands import Commands
     from gateway.pipeline.writer import Batch
 
 log = logging.getLogger(__name__)
@@ -29,12 +28,15 @@ ANSWER_TIMEOUT_S = 10
 
 def answer_requests(commands: Commands, batch: Batch) -> None:
     """Store-writer hook: send each committed door request its decision."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     for event in batch.door_requests:
         if now - to_epoch_ms(event.time) > STALE_MS:
-            log.info("door request from %s at %s is %d s old: recorded, not answered",
-                     event.device_id, event.door, (now - to_epoch_ms(event.time)) // 1000)  # fmt: skip
+            log.info(
+                "door request from %s at %s is %d s old: recorded, not answered",
+                event.device_id,
+                event.door,
+                (now - to_epoch_ms(event.time)) // 1000,
+            )
             continue
         name = "open_door" if event.result == "granted" else "deny_access"
-        commands.submit(event.device_id, name, {"door": event.door, "reason": event.reason},
-                        ANSWER_TIMEOUT_S, "access")  # fmt: skip
+        commands.submit(event.device_id, name, {"door": event.door, "reason": event.reason}, ANSWER_TIMEOUT_S, "access")

@@ -18,11 +18,11 @@ from sqlmodel import Session
 
 from gateway.access.decide import Credential
 from gateway.access.service import AccessControl
-from gateway.config import SerialLine as SerialSettings
+from gateway.config import SerialLineSettings as SerialSettings
 from gateway.devices import wiegand
 from gateway.devices.errors import DecodeError
-from gateway.liveness import Liveness
-from gateway.provisioning import Provisioner
+from gateway.management.liveness import Liveness
+from gateway.management.provisioning import Provisioner
 from gateway.store.models import Device
 from gateway.transports.osdp_cp import OsdpLine
 
@@ -56,8 +56,14 @@ def credential_of(event: dict[str, Any], card_format: str) -> tuple[Credential, 
 
 
 class DoorReaders:
-    def __init__(self, lines: list[SerialSettings], engine: Any, access: AccessControl,
-                 provisioner: Provisioner, liveness: Liveness) -> None:  # fmt: skip
+    def __init__(
+        self,
+        lines: list[SerialSettings],
+        engine: Any,
+        access: AccessControl,
+        provisioner: Provisioner,
+        liveness: Liveness,
+    ) -> None:
         self.settings = lines
         self.engine = engine
         self.access = access
@@ -77,9 +83,12 @@ class DoorReaders:
                 address = int(device.config["address"])
                 keys[address] = bytes.fromhex(self.provisioner.secret(device.id) or "")
                 self._readers[(line.port, address)] = Reader(
-                    device.id, device.config.get("door") or device.id, device.config.get("format", "H10301"),
-                    int(device.config.get("strike_ms", 3000)), device.config.get("direction", "in"),
-                )  # fmt: skip
+                    device.id,
+                    device.config.get("door") or device.id,
+                    device.config.get("format", "H10301"),
+                    int(device.config.get("strike_ms", 3000)),
+                    device.config.get("direction", "in"),
+                )
             if not keys:
                 log.warning("OSDP line %s has no readers registered; not started", line.port)
                 continue
@@ -94,8 +103,9 @@ class DoorReaders:
                 return
             credential, bits = found
             self.liveness.heartbeat(reader.device_id)
-            decision = self.access.read(reader.device_id, reader.door, credential, bits, reader.card_format,
-                                        reader.direction)  # fmt: skip
+            decision = self.access.read(
+                reader.device_id, reader.door, credential, bits, reader.card_format, reader.direction
+            )
             line = self.lines[port]
             line.grant(address, reader.strike_ms) if decision.granted else line.deny(address)
 

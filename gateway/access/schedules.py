@@ -47,10 +47,7 @@ class Schedule:
         object.__setattr__(self, "_days", tuple(tuple(sorted(d)) for d in days))
 
     def open_at(self, weekday: int, minute: int) -> bool:
-        for start, end in self._days[weekday]:
-            if start <= minute < end:
-                return True
-        return False
+        return any(start <= minute < end for start, end in self._days[weekday])
 
 
 def _minute(value: object) -> int:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from sqlalchemy import Engine, select
 
 from gateway.access.decide import AccessData, Credential, Decision, build, decide, find_holder
+from gateway.core.events import AccessEvent
+from gateway.core.timeutil import now_ms
 from gateway.devices import access_log, wiegand
 from gateway.devices.errors import DecodeError
-from gateway.events import AccessEvent
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.store.models import AccessSchedule, Holiday, Person
 from gateway.visitors.views import door_rows
@@ -49,14 +49,20 @@ class AccessControl:
                 {"id": p.id, "cards": p.cards or [], "pins": p.pins or [], "access": self._expand_groups(p.access)}
                 for p in conn.execute(select(Person.id, Person.cards, Person.pins, Person.access))
             ]
-            visitors = [self._digest_visitor_pin(row) for row in door_rows(conn, int(time.time() * 1000))]
+            visitors = [self._digest_visitor_pin(row) for row in door_rows(conn, now_ms())]
             holidays = [row.date for row in conn.execute(select(Holiday.date))]
             schedules = [
                 {"id": s.id, "windows": s.windows, "holidays_closed": s.holidays_closed}
                 for s in conn.execute(select(AccessSchedule.id, AccessSchedule.windows, AccessSchedule.holidays_closed))
             ]
-        data = build(people, visitors=visitors, schedules=schedules, holidays=holidays, tz=self.site_timezone,
-                     anti_passback=self.anti_passback)  # fmt: skip
+        data = build(
+            people,
+            visitors=visitors,
+            schedules=schedules,
+            holidays=holidays,
+            tz=self.site_timezone,
+            anti_passback=self.anti_passback,
+        )
         for problem in data.problems:
             log.warning("access rules: %s", problem)
         self.data = data  # one reference swap: readers see the old or the new snapshot, never half of one
@@ -76,15 +82,29 @@ class AccessControl:
             doors += self.door_groups.get(door, [door])
         return {**access, "doors": doors}
 
-    def read(self, reader_id: str, door: str, credential: Credential, bits: int | None = None,
-             card_format: str | None = None, direction: str = "in") -> Decision:  # fmt: skip
+    def read(
+        self,
+        reader_id: str,
+        door: str,
+        credential: Credential,
+        bits: int | None = None,
+        card_format: str | None = None,
+        direction: str = "in",
+    ) -> Decision:
         """Decide a read at `door` and queue its record; the caller opens the door or not."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         decision = self._decide(door, credential, direction, now)
-        shown = {"kind": credential.kind, "value": _shown(credential), "bits": bits, "format": card_format,
-                 "facility": credential.facility, "number": credential.number}  # fmt: skip
-        record = access_log.encode(door, now, shown, decision.decision, decision.reason, decision.person_id,
-                                   decision.visitor_id, direction)  # fmt: skip
+        shown = {
+            "kind": credential.kind,
+            "value": _shown(credential),
+            "bits": bits,
+            "format": card_format,
+            "facility": credential.facility,
+            "number": credential.number,
+        }
+        record = access_log.encode(
+            door, now, shown, decision.decision, decision.reason, decision.person_id, decision.visitor_id, direction
+        )
         # Blocks only while the store is jammed: the record is never dropped.
         self.queue.put(Inbound("osdp", "access/decided", record, reader_id))
         self._after(reader_id, door, direction, decision, now)
@@ -96,7 +116,7 @@ class AccessControl:
         Called by the store writer before it writes the event: the event becomes
         the decided record (the caller sends the controller its answer after the commit).
         """
-        now = int(time.time() * 1000)
+        now = now_ms()
         credential = _mqtt_credential(event)
         decision = self._decide(event.door, credential, event.direction, now)
         event.result, event.reason = decision.decision, decision.reason

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.api import (
-    access, attendance, audit, devices, errors, health, iclock, people, records, tokens, uplink, vehicles, visitors,
+    access,
+    attendance,
+    audit,
+    devices,
+    errors,
+    health,
+    iclock,
+    people,
+    records,
+    tokens,
+    uplink,
+    vehicles,
+    visitors,
 )
 from gateway.dashboard import router as dashboard_router
+from gateway.services import Services
 
 
-def create_app(services: Any) -> FastAPI:
+def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="Office hardware gateway",
         version=__version__,

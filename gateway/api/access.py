@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlmodel import Session
 
-from gateway import audit
 from gateway.access.schedules import schedule_from_row
 from gateway.api.deps import (
     Actor,
@@ -22,21 +21,36 @@ from gateway.api.deps import (
     services,
     within,
 )
+from gateway.auth import audit
+from gateway.core.timeutil import iso_local, iso_utc
+from gateway.services import Services
 from gateway.store.models import AccessRecord, AccessSchedule
-from gateway.timeutil import iso_local, iso_utc
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 
 
 def shape_access(r: Any) -> dict[str, Any]:
     return {
-        "id": str(r.id), "device_id": r.device_id, "door": r.door, "time": iso_utc(r.time),
+        "id": str(r.id),
+        "device_id": r.device_id,
+        "door": r.door,
+        "time": iso_utc(r.time),
         "local_time": iso_local(r.time, r.utc_offset_min),
-        "credential": {"kind": r.credential_kind, "value": r.credential_value, "bits": r.credential_bits,
-                       "format": r.credential_format, "facility": r.facility, "number": r.number},
-        "person_id": r.person_id, "visitor_id": r.visitor_id, "decision": r.decision, "reason": r.reason,
-        "direction": r.direction, "source": r.source,
-    }  # fmt: skip
+        "credential": {
+            "kind": r.credential_kind,
+            "value": r.credential_value,
+            "bits": r.credential_bits,
+            "format": r.credential_format,
+            "facility": r.facility,
+            "number": r.number,
+        },
+        "person_id": r.person_id,
+        "visitor_id": r.visitor_id,
+        "decision": r.decision,
+        "reason": r.reason,
+        "direction": r.direction,
+        "source": r.source,
+    }
 
 
 @router.get("/events", dependencies=[Depends(read_records)])
@@ -88,7 +102,9 @@ def shape_schedule(row: AccessSchedule) -> dict[str, Any]:
 
 
 @router.post("/schedules", status_code=201)
-def create_schedule(body: ScheduleBody, actor: Actor = Depends(admin_only), svc: Any = Depends(services)) -> dict[str, Any]:
+def create_schedule(
+    body: ScheduleBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)
+) -> dict[str, Any]:
     windows = {day: [list(w) for w in spans] for day, spans in body.windows.items()}
     try:  # the same parsing the doors use
         schedule_from_row({"id": body.id, "windows": windows, "holidays_closed": body.holidays_closed})
@@ -114,8 +130,11 @@ def list_schedules(eng: Any = Depends(engine)) -> dict[str, Any]:
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
-def delete_schedule(schedule_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only),
-                    svc: Any = Depends(services)) -> Response:  # fmt: skip
+def delete_schedule(
+    schedule_id: Annotated[str, Path(max_length=64)],
+    actor: Actor = Depends(admin_only),
+    svc: Services = Depends(services),
+) -> Response:
     with Session(svc.engine) as session:
         row = session.get(AccessSchedule, schedule_id)
         if row is None:

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlmodel import Session
 
-from gateway import audit
 from gateway.api.deps import Actor, Page, admin_only, encode_cursor, engine, page, read_records, services
 from gateway.attendance import report
 from gateway.attendance.rules import Shift
 from gateway.attendance.store import daily_records, record_dict
+from gateway.auth import audit
+from gateway.services import Services
 from gateway.store.models import Holiday, LeaveDay, ShiftAssignment, ShiftRow
 
 router = APIRouter(prefix="/api/v1/attendance", tags=["attendance"])
@@ -71,12 +72,25 @@ def create_shift(body: ShiftBody, actor: Actor = Depends(admin_only), eng: Any =
     fields = body.model_dump()
     rules = {k: fields[k] for k in fields if k not in ("id", "name", "start", "end", "workdays")}
     try:  # the engine's own checks (e.g. half-day threshold not below the absent one)
-        Shift(id=body.id, name=body.name, start=time.fromisoformat(body.start), end=time.fromisoformat(body.end),
-              workdays=frozenset(body.workdays), **rules)  # fmt: skip
+        Shift(
+            id=body.id,
+            name=body.name,
+            start=time.fromisoformat(body.start),
+            end=time.fromisoformat(body.end),
+            workdays=frozenset(body.workdays),
+            **rules,
+        )
     except ValueError as exc:
         raise HTTPException(422, f"shift: {exc}") from None
-    row = ShiftRow(id=body.id, name=body.name, start=body.start, end=body.end, rules=rules,
-                   workdays=sorted(set(body.workdays)), updated_at=0)  # fmt: skip
+    row = ShiftRow(
+        id=body.id,
+        name=body.name,
+        start=body.start,
+        end=body.end,
+        rules=rules,
+        workdays=sorted(set(body.workdays)),
+        updated_at=0,
+    )
     with Session(eng) as session:
         if session.get(ShiftRow, body.id) is not None:
             raise HTTPException(409, f"shift {body.id!r} already exists")
@@ -89,13 +103,16 @@ def create_shift(body: ShiftBody, actor: Actor = Depends(admin_only), eng: Any =
 @router.get("/shifts", dependencies=[Depends(read_records)])
 def list_shifts(eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
-        return {"items": [shape_shift(r) for r in session.execute(select(ShiftRow).order_by(ShiftRow.id)).scalars()],
-                "next": None}  # fmt: skip
+        return {
+            "items": [shape_shift(r) for r in session.execute(select(ShiftRow).order_by(ShiftRow.id)).scalars()],
+            "next": None,
+        }
 
 
 @router.delete("/shifts/{shift_id}", status_code=204)
-def delete_shift(shift_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only),
-                 eng: Any = Depends(engine)) -> Response:  # fmt: skip
+def delete_shift(
+    shift_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only), eng: Any = Depends(engine)
+) -> Response:
     with Session(eng) as session:
         row = session.get(ShiftRow, shift_id)
         if row is None:
@@ -114,13 +131,22 @@ def assign(body: AssignmentBody, actor: Actor = Depends(admin_only), eng: Any = 
     with Session(eng) as session:
         if session.get(ShiftRow, body.shift_id) is None:
             raise HTTPException(422, f"shift_id: no shift {body.shift_id!r}")
-        row = session.execute(select(ShiftAssignment).where(
-            ShiftAssignment.target_type == body.target_type, ShiftAssignment.target_id == body.target_id
-        )).scalar_one_or_none() or ShiftAssignment(target_type=body.target_type, target_id=body.target_id, shift_id="")
+        row = session.execute(
+            select(ShiftAssignment).where(
+                ShiftAssignment.target_type == body.target_type, ShiftAssignment.target_id == body.target_id
+            )
+        ).scalar_one_or_none() or ShiftAssignment(target_type=body.target_type, target_id=body.target_id, shift_id="")
         before = body.model_dump() | {"shift_id": row.shift_id} if row.shift_id else None
         row.shift_id = body.shift_id
-        audit.record(session, actor.name, "assign", "shift_assignment", f"{body.target_type}:{body.target_id}",
-                     before, body.model_dump())  # fmt: skip
+        audit.record(
+            session,
+            actor.name,
+            "assign",
+            "shift_assignment",
+            f"{body.target_type}:{body.target_id}",
+            before,
+            body.model_dump(),
+        )
         session.add(row)
         session.commit()
         return body.model_dump()
@@ -130,15 +156,19 @@ def assign(body: AssignmentBody, actor: Actor = Depends(admin_only), eng: Any = 
 def list_assignments(eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
         rows = session.execute(select(ShiftAssignment).order_by(ShiftAssignment.id)).scalars()
-        return {"items": [{"target_type": r.target_type, "target_id": r.target_id, "shift_id": r.shift_id}
-                          for r in rows], "next": None}  # fmt: skip
+        return {
+            "items": [{"target_type": r.target_type, "target_id": r.target_id, "shift_id": r.shift_id} for r in rows],
+            "next": None,
+        }
 
 
 @router.post("/holidays", status_code=201)
 def add_holiday(body: HolidayBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
         session.merge(Holiday(date=body.date.isoformat(), name=body.name))
-        audit.record(session, actor.name, "create", "holiday", body.date.isoformat(), None, body.model_dump(mode="json"))
+        audit.record(
+            session, actor.name, "create", "holiday", body.date.isoformat(), None, body.model_dump(mode="json")
+        )
         session.commit()
     return body.model_dump(mode="json")
 
@@ -154,8 +184,9 @@ def list_holidays(eng: Any = Depends(engine)) -> dict[str, Any]:
 def add_leave(body: LeaveBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
     with Session(eng) as session:
         session.merge(LeaveDay(person_id=body.person_id, date=body.date.isoformat(), kind=body.kind))
-        audit.record(session, actor.name, "create", "leave", f"{body.person_id}:{body.date}", None,
-                     body.model_dump(mode="json"))  # fmt: skip
+        audit.record(
+            session, actor.name, "create", "leave", f"{body.person_id}:{body.date}", None, body.model_dump(mode="json")
+        )
         session.commit()
     return body.model_dump(mode="json")
 
@@ -164,7 +195,7 @@ def add_leave(body: LeaveBody, actor: Actor = Depends(admin_only), eng: Any = De
 def days(
     date_from: Annotated[date, Query(alias="from", description="first day, the site's calendar")],
     date_to: Annotated[date, Query(alias="to", description="last day, inclusive")],
-    svc: Any = Depends(services),
+    svc: Services = Depends(services),
     person: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: every record of the range at once")] = "json",
     p: Page = Depends(page),

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from gateway.api.deps import Page, allow, engine, page, paginated, within
+from gateway.core.timeutil import iso_utc
 from gateway.store.models import AuditEntry
-from gateway.timeutil import iso_utc
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 read_audit = allow("auditor")
@@ -17,9 +17,15 @@ read_audit = allow("auditor")
 
 def shape(r: Any) -> dict[str, Any]:
     return {
-        "id": str(r.id), "time": iso_utc(r.time), "actor": r.actor, "action": r.action,
-        "target_type": r.target_type, "target_id": r.target_id, "before": r.before, "after": r.after,
-    }  # fmt: skip
+        "id": str(r.id),
+        "time": iso_utc(r.time),
+        "actor": r.actor,
+        "action": r.action,
+        "target_type": r.target_type,
+        "target_id": r.target_id,
+        "before": r.before,
+        "after": r.after,
+    }
 
 
 @router.get("/audit", dependencies=[Depends(read_audit)])

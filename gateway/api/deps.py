@@ -5,20 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from gateway import tokens
-from gateway.timeutil import parse_query_time
+from gateway.auth import tokens
+from gateway.core.timeutil import parse_query_time
+from gateway.services import Services
 
 bearer = HTTPBearer(auto_error=False, description="An API token: the bootstrap admin token from config")
 
 
-def services(request: Request) -> Any:
+def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -56,9 +58,7 @@ def allow(*roles: str) -> Callable[..., Actor]:
     """A dependency: any valid token (401 otherwise) whose role is admin or one of `roles` (403 otherwise)."""
     permitted = {"admin", *roles}
 
-    def check(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-    ) -> Actor:
+    def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
         actor = _authenticate(request, credentials)
         if actor.role not in permitted:
             raise HTTPException(403, f"role {actor.role!r} may not do this; needs one of {sorted(permitted)}")

@@ -9,14 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlmodel import Session
 
-from gateway import audit
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
-from gateway.commands import PULL_PROTOCOLS
+from gateway.auth import audit
+from gateway.core.timeutil import check_zone, iso_utc
 from gateway.devices import zk_adms
 from gateway.devices.errors import DecodeError
-from gateway.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
+from gateway.management.commands import PULL_PROTOCOLS
+from gateway.management.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
+from gateway.services import Services
 from gateway.store.models import Command, Device
-from gateway.timeutil import check_zone, iso_utc
 from gateway.transports.broker_auth import BrokerAuthError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -59,28 +60,45 @@ class DevicePatch(BaseModel):
 
 class CommandCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="open_door, sync_time, reboot, or protocol-specific")
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$", description="open_door, sync_time, reboot, or protocol-specific"
+    )
     args: dict[str, Any] = {}
     timeout_s: int = Field(30, ge=1, le=3600, description="seconds to wait for the device's answer")
 
 
 def shape(d: Device) -> dict[str, Any]:
     return {
-        "id": d.id, "kind": d.kind, "protocol": d.protocol, "name": d.name, "site": d.site,
-        "timezone": d.timezone, "config": d.config, "online": d.online,
-        "last_seen": iso_utc(d.last_seen) if d.last_seen else None, "firmware": d.firmware,
+        "id": d.id,
+        "kind": d.kind,
+        "protocol": d.protocol,
+        "name": d.name,
+        "site": d.site,
+        "timezone": d.timezone,
+        "config": d.config,
+        "online": d.online,
+        "last_seen": iso_utc(d.last_seen) if d.last_seen else None,
+        "firmware": d.firmware,
         "counters": {"events": d.events_total, "errors": d.errors_total},
-        "created_at": iso_utc(d.created_at), "updated_at": iso_utc(d.updated_at),
-    }  # fmt: skip
+        "created_at": iso_utc(d.created_at),
+        "updated_at": iso_utc(d.updated_at),
+    }
 
 
 def shape_command(c: Command) -> dict[str, Any]:
     return {
-        "id": c.id, "device_id": c.device_id, "name": c.name, "args": c.args, "state": c.state,
-        "detail": c.detail, "created_by": c.created_by, "created_at": iso_utc(c.created_at),
+        "id": c.id,
+        "device_id": c.device_id,
+        "name": c.name,
+        "args": c.args,
+        "state": c.state,
+        "detail": c.detail,
+        "created_by": c.created_by,
+        "created_at": iso_utc(c.created_at),
         "sent_at": iso_utc(c.sent_at) if c.sent_at else None,
-        "finished_at": iso_utc(c.finished_at) if c.finished_at else None, "timeout_s": c.timeout_s,
-    }  # fmt: skip
+        "finished_at": iso_utc(c.finished_at) if c.finished_at else None,
+        "timeout_s": c.timeout_s,
+    }
 
 
 def _answer_errors(call: Any, *args: Any) -> Any:
@@ -98,7 +116,9 @@ def _answer_errors(call: Any, *args: Any) -> Any:
 
 
 @router.post("", status_code=201)
-def create_device(body: DeviceCreate, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)) -> dict[str, Any]:
+def create_device(
+    body: DeviceCreate, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
+) -> dict[str, Any]:
     device, credentials = _answer_errors(svc.provisioner.create, body.model_dump(), actor.name)
     return {**shape(device), "credentials": credentials}
 
@@ -114,7 +134,7 @@ def list_devices(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[st
 
 
 @router.get("/{device_id}", dependencies=[Depends(read_devices)])
-def get_device(device_id: PathId, svc: Any = Depends(services)) -> dict[str, Any]:
+def get_device(device_id: PathId, svc: Services = Depends(services)) -> dict[str, Any]:
     with Session(svc.engine) as session:
         device = session.get(Device, device_id)
         if device is None:
@@ -128,7 +148,7 @@ def get_device(device_id: PathId, svc: Any = Depends(services)) -> dict[str, Any
 
 @router.post("/{device_id}/install", status_code=202)
 def open_install_mode(
-    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Installer action: a new OSDP reader without a key may take its key once, over the default key."""
     with Session(svc.engine) as session:
@@ -138,7 +158,9 @@ def open_install_mode(
         if device.protocol != "osdp":
             raise HTTPException(409, f"install mode is for OSDP readers, not {device.protocol!r} devices")
         if svc.door_readers is None or not svc.door_readers.install(device_id):
-            raise HTTPException(409, f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)")
+            raise HTTPException(
+                409, f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)"
+            )
         audit.record(session, actor.name, "install_mode", "device", device_id)
         session.commit()
     return {"device_id": device_id, "install": "open", "window_s": 300}
@@ -146,7 +168,7 @@ def open_install_mode(
 
 @router.patch("/{device_id}")
 def patch_device(
-    device_id: PathId, body: DevicePatch, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
+    device_id: PathId, body: DevicePatch, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     for name, value in changes.items():
@@ -156,14 +178,16 @@ def patch_device(
 
 
 @router.delete("/{device_id}", status_code=204)
-def delete_device(device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)) -> Response:
+def delete_device(
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
+) -> Response:
     _answer_errors(svc.provisioner.delete, device_id, actor.name)
     return Response(status_code=204)
 
 
 @router.post("/{device_id}/credentials/rotate")
 def rotate_credentials(
-    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Any = Depends(services)
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     device, credentials = _answer_errors(svc.provisioner.rotate, device_id, actor.name)
     return {**shape(device), "credentials": credentials}
@@ -171,7 +195,7 @@ def rotate_credentials(
 
 @router.post("/{device_id}/commands", status_code=202)
 def queue_command(
-    device_id: PathId, body: CommandCreate, actor: Actor = Depends(send_commands), svc: Any = Depends(services)
+    device_id: PathId, body: CommandCreate, actor: Actor = Depends(send_commands), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     if actor.role == "operator" and body.name != "open_door":
         raise HTTPException(403, "role 'operator' may send only open_door")
@@ -200,7 +224,9 @@ def list_commands(device_id: PathId, p: Page = Depends(page), eng: Any = Depends
 
 
 @router.get("/{device_id}/commands/{command_id}", dependencies=[Depends(read_devices)])
-def get_command(device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Any = Depends(engine)) -> dict[str, Any]:
+def get_command(
+    device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Any = Depends(engine)
+) -> dict[str, Any]:
     with Session(eng) as session:
         command = session.get(Command, command_id)
         if command is None or command.device_id != device_id:

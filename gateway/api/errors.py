@@ -38,9 +38,10 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         reasons = [f"{_where(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors]
         return JSONResponse(
-            {"detail": "; ".join(reasons) or "invalid request", "errors": [
-                {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors
-            ]},
+            {
+                "detail": "; ".join(reasons) or "invalid request",
+                "errors": [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in errors],
+            },
             status_code=422,
         )
 

@@ -6,12 +6,13 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import services
+from gateway.services import Services
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(svc: Any = Depends(services)) -> dict[str, Any]:
+def healthz(svc: Services = Depends(services)) -> dict[str, Any]:
     return {
         "status": "ok",
         "version": svc.version,
@@ -22,6 +23,6 @@ def healthz(svc: Any = Depends(services)) -> dict[str, Any]:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(svc: Any = Depends(services)) -> Response:
+def metrics(svc: Services = Depends(services)) -> Response:
     svc.metrics.queue_depth.set(len(svc.queue))
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -40,12 +40,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.errors import Error
+from gateway.core.timeutil import offset_minutes
 from gateway.devices import zk_adms
 from gateway.devices.errors import DecodeError
+from gateway.management.registry import DeviceInfo
 from gateway.pipeline.queue import Inbound, LoopAcker, submit
 from gateway.pipeline.writer import DEAD_RAW_LIMIT
-from gateway.registry import DeviceInfo
-from gateway.timeutil import offset_minutes
+from gateway.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,11 @@ TEXT_BODY = {"requestBody": {"required": False, "content": {"text/plain": {"sche
 router = APIRouter(prefix="/iclock", tags=["zk-adms"], responses=RESPONSES, include_in_schema=False)
 
 
-def _svc(request: Request) -> Any:
+def _svc(request: Request) -> Services:
     return request.app.state.services
 
 
-def _device(svc: Any, sn: str) -> DeviceInfo | None:
+def _device(svc: Services, sn: str) -> DeviceInfo | None:
     if not zk_adms.valid_sn(sn):
         raise HTTPException(400, "SN: 1-64 letters, digits, _ or -")
     return svc.registry.by_zk_sn(sn)
@@ -84,7 +85,7 @@ def _sender(request: Request, sn: str) -> str:
     return f"SN {sn} at {host}"
 
 
-async def _heartbeat(svc: Any, device: DeviceInfo | None) -> None:
+async def _heartbeat(svc: Services, device: DeviceInfo | None) -> None:
     if device is not None:
         await asyncio.to_thread(svc.liveness.heartbeat, device.id)
 
@@ -106,7 +107,7 @@ def _acker(request: Request) -> LoopAcker:
     return acker
 
 
-async def _commit(request: Request, svc: Any, *items: Inbound) -> None:
+async def _commit(request: Request, svc: Services, *items: Inbound) -> None:
     """Queue the inputs and return once the store writer committed them (records or dead letters)."""
     acker = _acker(request)
     futures = []
@@ -117,7 +118,7 @@ async def _commit(request: Request, svc: Any, *items: Inbound) -> None:
             raise HTTPException(503, "the gateway is stopping or not taking input now; send again later")
     try:
         await asyncio.wait_for(asyncio.gather(*futures), COMMIT_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise HTTPException(503, "not stored in time; send again later") from None
 
 
@@ -137,7 +138,7 @@ async def handshake(
     device = _device(svc, sn)
     await _heartbeat(svc, device)
     zone = device.tz if device is not None else ZoneInfo(svc.settings.site.timezone)
-    offset = offset_minutes(datetime.now(timezone.utc), zone)
+    offset = offset_minutes(datetime.now(UTC), zone)
     return _text(zk_adms.handshake_reply(sn, offset, new_firmware=pushver is not None))
 
 
@@ -188,7 +189,7 @@ async def getrequest(request: Request, sn: SN) -> PlainTextResponse:
     return _text(zk_adms.getrequest_reply(lines))
 
 
-def _take_commands(svc: Any, device_id: str) -> list[tuple[str, str]]:
+def _take_commands(svc: Services, device_id: str) -> list[tuple[str, str]]:
     lines = []
     taken = svc.commands.take_queued(device_id, COMMANDS_PER_POLL, key=lambda c: zk_adms.wire_id(c.id))
     for command in taken:
@@ -222,7 +223,7 @@ async def devicecmd(request: Request, sn: SN) -> PlainTextResponse:
     return _text("OK")
 
 
-def _finish_commands(svc: Any, device_id: str, replies: list[zk_adms.CommandReply]) -> None:
+def _finish_commands(svc: Services, device_id: str, replies: list[zk_adms.CommandReply]) -> None:
     sent = svc.commands.sent(device_id)
     by_wire = {zk_adms.wire_id(c.id): c.id for c in sent}
     by_wire.update({c.id: c.id for c in sent})

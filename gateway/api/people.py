@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from gateway import audit, people
 from gateway.api.deps import Actor, Page, admin_only, allow, engine, page, paginated
+from gateway.auth import audit
+from gateway.core.timeutil import iso_utc, now_ms
+from gateway.people import rules as people
 from gateway.store.models import Person
-from gateway.timeutil import iso_utc
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -58,8 +59,11 @@ Pins = Annotated[
     Field(description="keypad PINs, 4-12 digits; write-only: stored as keyed digests, answered as pin_count"),
     _checked(people.check_pins),
 ]
-DeviceUserIds = Annotated[dict[str, str], Field(description='device id or "*" -> the user id the device knows'),
-                          _checked(people.check_device_user_ids)]  # fmt: skip
+DeviceUserIds = Annotated[
+    dict[str, str],
+    Field(description='device id or "*" -> the user id the device knows'),
+    _checked(people.check_device_user_ids),
+]
 DoorId = Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9._-]{1,64})$")]
 
 
@@ -104,11 +108,17 @@ NOT_NULL = ("name", "department", "cards", "pins", "device_user_ids")
 
 def shape(p: Person) -> dict[str, Any]:
     return {
-        "id": p.id, "name": p.name, "department": p.department, "platform_user_id": p.platform_user_id,
-        "cards": list(p.cards), "pin_count": len(p.pins or ()), "device_user_ids": dict(p.device_user_ids),
+        "id": p.id,
+        "name": p.name,
+        "department": p.department,
+        "platform_user_id": p.platform_user_id,
+        "cards": list(p.cards),
+        "pin_count": len(p.pins or ()),
+        "device_user_ids": dict(p.device_user_ids),
         "access": p.access,
-        "created_at": iso_utc(p.created_at), "updated_at": iso_utc(p.updated_at),
-    }  # fmt: skip
+        "created_at": iso_utc(p.created_at),
+        "updated_at": iso_utc(p.updated_at),
+    }
 
 
 def _get(session: Session, person_id: str) -> Person:
@@ -141,21 +151,19 @@ def _digest_pins(session: Session, person_id: str, pins: list[str], digest: Call
     return digests
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
-
-
 @router.post("", status_code=201, dependencies=changes_people)
 def create_person(
-    body: PersonCreate, actor: Actor = Depends(admin_only), eng: Any = Depends(engine),
+    body: PersonCreate,
+    actor: Actor = Depends(admin_only),
+    eng: Any = Depends(engine),
     digest: Callable[[str], str] = Depends(pin_digest),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     with _writes, Session(eng) as session:
         if session.get(Person, body.id) is not None:
             raise HTTPException(409, f"person {body.id!r} already exists")
         _check_cards(session, body.id, body.cards)
         pins = _digest_pins(session, body.id, body.pins, digest)
-        now = _now()
+        now = now_ms()
         person = Person(**body.model_dump(exclude={"pins"}), pins=pins, created_at=now, updated_at=now)
         audit.record(session, actor.name, "create", "person", person.id, None, shape(person))
         session.add(person)
@@ -184,10 +192,12 @@ def get_person(person_id: Annotated[str, Path(max_length=64)], eng: Any = Depend
 
 @router.patch("/{person_id}", dependencies=changes_people)
 def patch_person(
-    person_id: Annotated[str, Path(max_length=64)], body: PersonPatch,
-    actor: Actor = Depends(admin_only), eng: Any = Depends(engine),
+    person_id: Annotated[str, Path(max_length=64)],
+    body: PersonPatch,
+    actor: Actor = Depends(admin_only),
+    eng: Any = Depends(engine),
     digest: Callable[[str], str] = Depends(pin_digest),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     for name in NOT_NULL:
         if name in changes and changes[name] is None:
@@ -203,7 +213,7 @@ def patch_person(
             setattr(person, name, value)
         if shape(person) == before and list(person.pins) == pins_before:
             return before  # nothing changed: nothing to write or audit
-        person.updated_at = _now()
+        person.updated_at = now_ms()
         audit.record(session, actor.name, "update", "person", person_id, before, shape(person))
         session.add(person)
         session.commit()
@@ -265,7 +275,7 @@ def _store_import(eng: Any, actor: Actor, rows: list[people.ImportRow]) -> dict[
             row, card, other = clash
             raise HTTPException(409, f"row {row.row}: card {card!r} already belongs to person {other!r}")
         created = updated = 0
-        now = _now()
+        now = now_ms()
         for row in rows:
             person = existing.get(row.id)
             if person is None:

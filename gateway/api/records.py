@@ -17,27 +17,42 @@ from gateway.api.deps import (
     read_records,
     within,
 )
+from gateway.core.timeutil import iso_local, iso_utc
 from gateway.store.models import DeadLetter, PunchRecord
-from gateway.timeutil import iso_local, iso_utc
 
 router = APIRouter(prefix="/api/v1")
 
 
 def shape_punch(r: Any) -> dict[str, Any]:
     return {
-        "id": str(r.id), "device_id": r.device_id, "user": r.user, "person_id": r.person_id,
-        "time": iso_utc(r.time), "local_time": iso_local(r.time, r.utc_offset_min),
-        "direction": r.direction, "verify": r.verify, "source": r.source,
-        "status_code": r.status_code, "verify_code": r.verify_code, "workcode": r.workcode, "seq": r.seq,
-    }  # fmt: skip
+        "id": str(r.id),
+        "device_id": r.device_id,
+        "user": r.user,
+        "person_id": r.person_id,
+        "time": iso_utc(r.time),
+        "local_time": iso_local(r.time, r.utc_offset_min),
+        "direction": r.direction,
+        "verify": r.verify,
+        "source": r.source,
+        "status_code": r.status_code,
+        "verify_code": r.verify_code,
+        "workcode": r.workcode,
+        "seq": r.seq,
+    }
 
 
 def shape_deadletter(r: Any) -> dict[str, Any]:
     return {
-        "id": str(r.id), "time": iso_utc(r.time), "source": r.source, "device_id": r.device_id,
-        "topic": r.topic, "reason": r.reason, "detail": r.detail, "size": r.size,
+        "id": str(r.id),
+        "time": iso_utc(r.time),
+        "source": r.source,
+        "device_id": r.device_id,
+        "topic": r.topic,
+        "reason": r.reason,
+        "detail": r.detail,
+        "size": r.size,
         "raw_b64": base64.b64encode(r.raw).decode(),
-    }  # fmt: skip
+    }
 
 
 @router.get("/attendance/punches", tags=["attendance"], dependencies=[Depends(read_records)])

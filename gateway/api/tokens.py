@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
@@ -10,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from gateway import audit, tokens
 from gateway.api.deps import Actor, Page, admin_only, engine, page, paginated
+from gateway.auth import audit, tokens
+from gateway.core.timeutil import iso_utc, now_ms
 from gateway.store.models import ApiToken
-from gateway.timeutil import iso_utc
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
@@ -28,9 +27,13 @@ class TokenCreate(BaseModel):
 def shape(t: ApiToken) -> dict[str, Any]:
     """What the API (and the audit log) shows of a token: never the token or its hash."""
     return {
-        "id": t.id, "name": t.name, "role": t.role, "created_at": iso_utc(t.created_at),
-        "created_by": t.created_by, "revoked_at": iso_utc(t.revoked_at) if t.revoked_at is not None else None,
-    }  # fmt: skip
+        "id": t.id,
+        "name": t.name,
+        "role": t.role,
+        "created_at": iso_utc(t.created_at),
+        "created_by": t.created_by,
+        "revoked_at": iso_utc(t.revoked_at) if t.revoked_at is not None else None,
+    }
 
 
 def _get(session: Session, token_id: str) -> ApiToken:
@@ -58,9 +61,9 @@ def list_tokens(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str
         created, _, last_id = p.after.partition(":")
         if not created.isdigit():
             raise HTTPException(422, "cursor: not a cursor this API gave out")
-        query = query.where(or_(
-            ApiToken.created_at > int(created), (ApiToken.created_at == int(created)) & (ApiToken.id > last_id)
-        ))  # fmt: skip
+        query = query.where(
+            or_(ApiToken.created_at > int(created), (ApiToken.created_at == int(created)) & (ApiToken.id > last_id))
+        )
     with Session(eng) as session:
         rows = session.execute(query).scalars().all()
         return paginated(list(rows), p.limit, shape, key=lambda t: f"{t.created_at}:{t.id}")
@@ -81,7 +84,7 @@ def revoke_token(
         row = _get(session, token_id)
         if row.revoked_at is None:  # revoking twice changes nothing, so it is not logged twice
             before = shape(row)
-            row.revoked_at = int(time.time() * 1000)
+            row.revoked_at = now_ms()
             audit.record(session, actor.name, "revoke", "token", token_id, before, shape(row))
             session.add(row)
             session.commit()

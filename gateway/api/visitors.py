@@ -11,10 +11,12 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlmodel import Session
 
-from gateway import audit, people
 from gateway.api.deps import Actor, Page, admin_only, allow, engine, page, paginated, read_records, services
+from gateway.auth import audit
+from gateway.core.timeutil import TimeError, iso_utc, to_epoch_ms
+from gateway.people import rules as people
+from gateway.services import Services
 from gateway.store.models import Person, Visit, VisitorBlock
-from gateway.timeutil import TimeError, iso_utc, to_epoch_ms
 from gateway.visitors import service as visitors
 from gateway.visitors.service import VisitorError, now_ms
 from gateway.visitors.views import invitation_view, visit_view
@@ -101,23 +103,34 @@ def _id(value: str, what: str) -> int:
 
 
 @router.post("/api/v1/visitors/invitations", status_code=201)
-def invite(body: InvitationBody, actor: Actor = Depends(invite_visitors), svc: Any = Depends(services)) -> dict[str, Any]:
+def invite(
+    body: InvitationBody, actor: Actor = Depends(invite_visitors), svc: Services = Depends(services)
+) -> dict[str, Any]:
     """Invite a visitor; the answer carries the credential, shown this once. It opens the invitation's doors
     from 15 minutes before the window until its end."""
     start, end = _ms("start", body.window.start), _ms("end", body.window.end)
     try:
-        return svc.visitors.invite(actor.name, name=body.name, host=body.host, start_ms=start, end_ms=end,
-                                   doors=list(dict.fromkeys(body.doors)), kind=body.credential, phone=body.phone,
-                                   company=body.company or None)  # fmt: skip
+        return svc.visitors.invite(
+            actor.name,
+            name=body.name,
+            host=body.host,
+            start_ms=start,
+            end_ms=end,
+            doors=list(dict.fromkeys(body.doors)),
+            kind=body.credential,
+            phone=body.phone,
+            company=body.company or None,
+        )
     except VisitorError as exc:
         raise _refused(exc) from None
 
 
 @router.get("/api/v1/visitors/invitations", dependencies=[Depends(read_visitors)])
 def list_invitations(
-    p: Page = Depends(page), eng: Any = Depends(engine),
+    p: Page = Depends(page),
+    eng: Any = Depends(engine),
     host: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     query = select(Visit).where(Visit.id > p.after_id).order_by(Visit.id).limit(p.limit + 1)
     if host is not None:
         query = query.where(Visit.host_person_id == host)
@@ -130,8 +143,9 @@ def list_invitations(
 @router.delete("/api/v1/visitors/invitations/{invitation_id}", status_code=204)
 def revoke(
     invitation_id: Annotated[str, Path(max_length=20)],
-    actor: Actor = Depends(invite_visitors), svc: Any = Depends(services),
-) -> Response:  # fmt: skip
+    actor: Actor = Depends(invite_visitors),
+    svc: Services = Depends(services),
+) -> Response:
     """Revoke: the credential stops working at the doors before this answers. The visit stays listed."""
     try:
         svc.visitors.revoke(actor.name, _id(invitation_id, "invitation"))
@@ -142,9 +156,10 @@ def revoke(
 
 @router.get("/api/v1/visits", dependencies=[Depends(read_visitors)])
 def list_visits(
-    p: Page = Depends(page), eng: Any = Depends(engine),
+    p: Page = Depends(page),
+    eng: Any = Depends(engine),
     on_site: Annotated[bool | None, Query(description="true: the evacuation roll call; false: everyone else")] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Every invitation as a visit: checked in at the first granted entry, out at an exit reader or the window's end."""
     t = Visit.__table__.c
     query = select(Visit).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
@@ -160,16 +175,23 @@ def list_visits(
 
 
 def shape_block(b: VisitorBlock) -> dict[str, Any]:
-    return {"id": str(b.id), "name": b.name, "phone": b.phone, "reason": b.reason,
-            "created_at": iso_utc(b.created_at), "created_by": b.created_by}  # fmt: skip
+    return {
+        "id": str(b.id),
+        "name": b.name,
+        "phone": b.phone,
+        "reason": b.reason,
+        "created_at": iso_utc(b.created_at),
+        "created_by": b.created_by,
+    }
 
 
 @router.post("/api/v1/visitors/blocklist", status_code=201)
 def add_block(body: BlockBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
     """An invitation for a visitor with this name (any case) or phone (same digits) is refused (409)."""
     with Session(eng) as session:
-        entry = VisitorBlock(name=body.name, phone=body.phone, reason=body.reason, created_at=now_ms(),
-                             created_by=actor.name[:100])  # fmt: skip
+        entry = VisitorBlock(
+            name=body.name, phone=body.phone, reason=body.reason, created_at=now_ms(), created_by=actor.name[:100]
+        )
         session.add(entry)
         session.flush()
         audit.record(session, actor.name, "create", "visitor_blocklist", str(entry.id), None, shape_block(entry))

@@ -7,7 +7,8 @@ and ``id`` attributes will do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .rules import Punch
@@ -38,9 +39,7 @@ def dedupe(punches: Sequence[Punch]) -> list[Punch]:
     return kept
 
 
-def evaluate(
-    punches: Sequence[Punch], pairing: str, hours_mode: str
-) -> tuple[int | None, int | None, int | None]:
+def evaluate(punches: Sequence[Punch], pairing: str, hours_mode: str) -> tuple[int | None, int | None, int | None]:
     """Return ``(first_in, last_out, worked_ms)`` for one day's de-duplicated punches.
 
     ``worked_ms`` is None when the day has no usable in/out span (missing punch);

@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS = (
-    ("date", "Date"), ("person_id", "Person"), ("name", "Name"), ("department", "Department"),
-    ("shift_id", "Shift"), ("status", "Status"), ("first_in_local", "First in"), ("last_out_local", "Last out"),
-    ("worked_minutes", "Worked (min)"), ("late_minutes", "Late (min)"), ("early_exit_minutes", "Early exit (min)"),
+    ("date", "Date"),
+    ("person_id", "Person"),
+    ("name", "Name"),
+    ("department", "Department"),
+    ("shift_id", "Shift"),
+    ("status", "Status"),
+    ("first_in_local", "First in"),
+    ("last_out_local", "Last out"),
+    ("worked_minutes", "Worked (min)"),
+    ("late_minutes", "Late (min)"),
+    ("early_exit_minutes", "Early exit (min)"),
     ("state", "State"),
-)  # fmt: skip
+)
 
 
 def _cell(record: dict[str, Any], key: str) -> Any:

@@ -7,17 +7,32 @@ is documented in the package docstring, :mod:`gateway.attendance`.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from operator import attrgetter
-from typing import AbstractSet, Collection, Iterable, Literal, Mapping, Sequence
+from typing import Literal
 
 from .pairing import dedupe, evaluate
 
 __all__ = [
-    "Shift", "Punch", "Leave", "Schedule", "DayRecord", "compute_days", "shift_bounds",
-    "STATUSES", "PRESENT", "LATE", "EARLY_EXIT", "HALF_DAY", "ABSENT", "MISSING_PUNCH",
-    "HOLIDAY", "LEAVE",
+    "Shift",
+    "Punch",
+    "Leave",
+    "Schedule",
+    "DayRecord",
+    "compute_days",
+    "shift_bounds",
+    "STATUSES",
+    "PRESENT",
+    "LATE",
+    "EARLY_EXIT",
+    "HALF_DAY",
+    "ABSENT",
+    "MISSING_PUNCH",
+    "HOLIDAY",
+    "LEAVE",
 ]
 
 PRESENT, LATE, EARLY_EXIT, HALF_DAY = "present", "late", "early_exit", "half_day"
@@ -30,7 +45,7 @@ HoursMode = Literal["first_last", "pairs"]
 Pairing = Literal["alternate", "device"]
 
 _MIN = 60_000  # ms in a minute
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _DAY = timedelta(days=1)
 _WEEKDAYS = frozenset(range(5))
@@ -179,8 +194,15 @@ class _Calendar:
         if bounds is None:
             bounds = self._bounds[key] = shift_bounds(shift, day, self.schedule.tz)
         start, end = bounds
-        return _Window(day, shift, start, end, start - shift.early_margin_min * _MIN,
-                       end + shift.late_margin_min * _MIN, self.date_from <= day <= self.date_to)
+        return _Window(
+            day,
+            shift,
+            start,
+            end,
+            start - shift.early_margin_min * _MIN,
+            end + shift.late_margin_min * _MIN,
+            self.date_from <= day <= self.date_to,
+        )
 
     def _scheduled(self, shift: Shift, day: date) -> bool:
         return day.weekday() in shift.workdays or day in self.holidays
@@ -212,8 +234,7 @@ class _Calendar:
         return _trim(windows)
 
 
-def _classify(person_id: str, w: _Window, punches: Sequence[Punch], special: str | None,
-              final: bool) -> DayRecord:
+def _classify(person_id: str, w: _Window, punches: Sequence[Punch], special: str | None, final: bool) -> DayRecord:
     shift = w.shift
     ids = tuple(p.id for p in punches)
     first_in, last_out, worked_ms = evaluate(punches, shift.pairing, shift.hours_mode)
@@ -242,8 +263,9 @@ def _classify(person_id: str, w: _Window, punches: Sequence[Punch], special: str
             status = EARLY_EXIT
         else:
             status = PRESENT
-    return DayRecord(person_id, w.day, shift.id, status, late, early, first_in, last_out,
-                     worked, late_min, early_min, ids, final)
+    return DayRecord(
+        person_id, w.day, shift.id, status, late, early, first_in, last_out, worked, late_min, early_min, ids, final
+    )
 
 
 _SORT_KEY = attrgetter("time", "id")
@@ -254,7 +276,7 @@ def compute_days(
     schedule: Schedule,
     date_from: date,
     date_to: date,
-    watermarks: Mapping[str, int] = {},  # noqa: B006 - read only
+    watermarks: Mapping[str, int] = {},
     feeding_devices: Sequence[str] = (),
 ) -> list[DayRecord]:
     """One DayRecord per person and scheduled day in [date_from, date_to], ordered by (person_id, date).

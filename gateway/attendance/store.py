@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,20 +13,30 @@ from gateway.attendance.rules import DayRecord, Leave, Punch, Schedule, Shift, c
 from gateway.store.models import Device, Holiday, LeaveDay, Person, PunchRecord, ShiftAssignment, ShiftRow
 
 RULE_FIELDS = (
-    "early_margin_min", "late_margin_min", "late_grace_min", "early_exit_grace_min",
-    "absent_below_hours", "half_day_below_hours", "hours_mode", "pairing",
-)  # fmt: skip
+    "early_margin_min",
+    "late_margin_min",
+    "late_grace_min",
+    "early_exit_grace_min",
+    "absent_below_hours",
+    "half_day_below_hours",
+    "hours_mode",
+    "pairing",
+)
 
 
 def shift_from_row(row: ShiftRow) -> Shift:
     return Shift(
-        id=row.id, name=row.name, start=time.fromisoformat(row.start), end=time.fromisoformat(row.end),
-        workdays=frozenset(row.workdays), **{k: v for k, v in row.rules.items() if k in RULE_FIELDS},
-    )  # fmt: skip
+        id=row.id,
+        name=row.name,
+        start=time.fromisoformat(row.start),
+        end=time.fromisoformat(row.end),
+        workdays=frozenset(row.workdays),
+        **{k: v for k, v in row.rules.items() if k in RULE_FIELDS},
+    )
 
 
 def _ms(day: date, tz: ZoneInfo) -> int:
-    return int(datetime.combine(day, time(), tz).astimezone(timezone.utc).timestamp() * 1000)
+    return int(datetime.combine(day, time(), tz).astimezone(UTC).timestamp() * 1000)
 
 
 def load_schedule(session: Session, tz: ZoneInfo, person: str | None = None) -> tuple[Schedule, dict[str, Person]]:
@@ -43,8 +53,9 @@ def load_schedule(session: Session, tz: ZoneInfo, person: str | None = None) -> 
     holidays = frozenset(date.fromisoformat(h.date) for h in session.execute(select(Holiday)).scalars())
     leaves = tuple(
         Leave(row.person_id, date.fromisoformat(row.date))
-        for row in session.execute(select(LeaveDay)).scalars() if row.person_id in people
-    )  # fmt: skip
+        for row in session.execute(select(LeaveDay)).scalars()
+        if row.person_id in people
+    )
     return Schedule(shifts=shifts, assignment=assignment, tz=tz, holidays=holidays, leaves=leaves), people
 
 
@@ -77,20 +88,29 @@ def daily_records(
 
 
 def record_dict(r: DayRecord, people: dict[str, Person], tz: ZoneInfo) -> dict[str, Any]:
-    from gateway.timeutil import iso_utc
+    from gateway.core.timeutil import iso_utc
 
     def local(ms: int | None) -> str | None:
         return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds") if ms is not None else None
 
     person = people.get(r.person_id)
     return {
-        "person_id": r.person_id, "name": person.name if person else None,
-        "department": person.department if person else None, "date": r.date.isoformat(), "shift_id": r.shift_id,
-        "status": r.status, "late": r.late, "early_exit": r.early_exit,
+        "person_id": r.person_id,
+        "name": person.name if person else None,
+        "department": person.department if person else None,
+        "date": r.date.isoformat(),
+        "shift_id": r.shift_id,
+        "status": r.status,
+        "late": r.late,
+        "early_exit": r.early_exit,
         "first_in": iso_utc(r.first_in) if r.first_in is not None else None,
         "last_out": iso_utc(r.last_out) if r.last_out is not None else None,
-        "first_in_local": local(r.first_in), "last_out_local": local(r.last_out),
-        "worked_minutes": r.worked_minutes, "late_minutes": r.late_minutes,
-        "early_exit_minutes": r.early_exit_minutes, "punch_ids": list(r.punch_ids),
-        "final": r.final, "state": "final" if r.final else "provisional",
-    }  # fmt: skip
+        "first_in_local": local(r.first_in),
+        "last_out_local": local(r.last_out),
+        "worked_minutes": r.worked_minutes,
+        "late_minutes": r.late_minutes,
+        "early_exit_minutes": r.early_exit_minutes,
+        "punch_ids": list(r.punch_ids),
+        "final": r.final,
+        "state": "final" if r.final else "provisional",
+    }

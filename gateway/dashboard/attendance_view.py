@@ -31,13 +31,18 @@ def today_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_department: dict[str, Counter[str]] = {}
     for r in rows:
         by_department.setdefault(r["department"] or "(no department)", Counter())[r["status"]] += 1
-    attention = sorted((r for r in rows if r["status"] in NEEDS_ATTENTION),
-                       key=lambda r: (NEEDS_ATTENTION.index(r["status"]), r["department"] or "", r["name"] or ""))
+    attention = sorted(
+        (r for r in rows if r["status"] in NEEDS_ATTENTION),
+        key=lambda r: (NEEDS_ATTENTION.index(r["status"]), r["department"] or "", r["name"] or ""),
+    )
     return {
-        "totals": totals, "scheduled": len(rows), "columns": STATUS_COLUMNS,
-        "departments": sorted(by_department.items()), "attention": attention,
+        "totals": totals,
+        "scheduled": len(rows),
+        "columns": STATUS_COLUMNS,
+        "departments": sorted(by_department.items()),
+        "attention": attention,
         "provisional": any(not r["final"] for r in rows),
-    }  # fmt: skip
+    }
 
 
 def parse_month(text: str | None, today: date) -> tuple[int, int] | None:
@@ -66,11 +71,17 @@ def month_grid(year: int, month: int, rows: list[dict[str, Any]]) -> list[list[d
     by_day = {r["date"]: r for r in rows}
     weeks = []
     for week in calendar.Calendar(firstweekday=0).monthdatescalendar(year, month):
-        weeks.append([
-            {"day": d.day, "date": d.isoformat(), "in_month": d.month == month,
-             "record": by_day.get(d.isoformat()) if d.month == month else None}
-            for d in week
-        ])  # fmt: skip
+        weeks.append(
+            [
+                {
+                    "day": d.day,
+                    "date": d.isoformat(),
+                    "in_month": d.month == month,
+                    "record": by_day.get(d.isoformat()) if d.month == month else None,
+                }
+                for d in week
+            ]
+        )
     return weeks
 
 

@@ -19,8 +19,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, HTTPException, Request
@@ -30,6 +31,7 @@ from sqlmodel import Session
 from gateway.api import deps
 from gateway.api.deps import Actor
 from gateway.dashboard.web import LoginNeeded, Refused
+from gateway.services import Services
 from gateway.store.models import ApiToken
 
 COOKIE = "gw_dashboard"
@@ -237,13 +239,14 @@ def posted_by(permission: str) -> Callable[..., Posted]:
 
 
 def set_session_cookie(request: Request, response: Any, session_id: str) -> None:
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")  # fmt: skip
+    response.set_cookie(
+        COOKIE, session_id, httponly=True, samesite="strict", path="/", secure=request.url.scheme == "https"
+    )
 
 
 def clear_session_cookie(response: Any) -> None:
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
 
-def services(request: Request) -> Any:
+def services(request: Request) -> Services:
     return request.app.state.services

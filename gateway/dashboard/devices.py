@@ -9,11 +9,12 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.api import devices as api_devices
-from gateway.commands import PULL_PROTOCOLS
 from gateway.dashboard import queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone, time_formatter
-from gateway.provisioning import MQTT_PROTOCOLS
+from gateway.management.commands import PULL_PROTOCOLS
+from gateway.management.provisioning import MQTT_PROTOCOLS
+from gateway.services import Services
 
 router = page_router()
 DeviceId = Annotated[str, Path(max_length=64)]
@@ -35,8 +36,9 @@ def feed_kinds(viewer: Viewer) -> tuple[str, ...]:
 
 
 @router.get("/")
-def devices_page(request: Request, viewer: Viewer = Depends(allowed("read_devices")), svc: Any = Depends(services)
-                 ) -> Response:  # fmt: skip
+def devices_page(
+    request: Request, viewer: Viewer = Depends(allowed("read_devices")), svc: Services = Depends(services)
+) -> Response:
     since, _ = queries.day_bounds(site_zone(request))
     devices = queries.devices_overview(svc.engine, since)
     online = sum(1 for d in devices if d["online"])
@@ -44,20 +46,31 @@ def devices_page(request: Request, viewer: Viewer = Depends(allowed("read_device
 
 
 @router.get("/dashboard/devices/{device_id}")
-def device_page(request: Request, device_id: DeviceId, viewer: Viewer = Depends(allowed("read_devices")),
-                svc: Any = Depends(services)) -> Response:  # fmt: skip
+def device_page(
+    request: Request,
+    device_id: DeviceId,
+    viewer: Viewer = Depends(allowed("read_devices")),
+    svc: Services = Depends(services),
+) -> Response:
     detail = queries.device_detail(svc.engine, device_id)
     if detail is None:
         raise Refused(404, f"There is no device {device_id!r}.", viewer)
     kinds = feed_kinds(viewer)  # the same records the live feed shows this role
     detail["events"] = [e for e in detail["events"] if e["kind"] in kinds]
-    return render(request, viewer, "device.html", title=f"Device {device_id}", **detail,
-                  commands_offered=offered_commands(viewer, detail["device"]))  # fmt: skip
+    return render(
+        request,
+        viewer,
+        "device.html",
+        title=f"Device {device_id}",
+        **detail,
+        commands_offered=offered_commands(viewer, detail["device"]),
+    )
 
 
 @router.post("/dashboard/devices/{device_id}/commands")
-def send_command(device_id: DeviceId, posted: Posted = Depends(posted_by("send_commands")),
-                 svc: Any = Depends(services)) -> Response:  # fmt: skip
+def send_command(
+    device_id: DeviceId, posted: Posted = Depends(posted_by("send_commands")), svc: Services = Depends(services)
+) -> Response:
     viewer, name = posted.viewer, posted.form.get("command")
     if name not in COMMAND_LABELS:
         raise Refused(400, "Unknown command.", viewer)
@@ -75,20 +88,41 @@ def send_command(device_id: DeviceId, posted: Posted = Depends(posted_by("send_c
 
 
 @router.get("/dashboard/feed")
-def feed_page(request: Request, viewer: Viewer = Depends(allowed("read_devices")), svc: Any = Depends(services)
-              ) -> Response:  # fmt: skip
+def feed_page(
+    request: Request, viewer: Viewer = Depends(allowed("read_devices")), svc: Services = Depends(services)
+) -> Response:
     items, cursor = queries.feed(svc.engine, feed_kinds(viewer), None, FEED_LIMIT)
-    return render(request, viewer, "feed.html", title="Live feed", items=items, cursor=cursor.encode(),
-                  kinds=feed_kinds(viewer), limit=FEED_LIMIT)  # fmt: skip
+    return render(
+        request,
+        viewer,
+        "feed.html",
+        title="Live feed",
+        items=items,
+        cursor=cursor.encode(),
+        kinds=feed_kinds(viewer),
+        limit=FEED_LIMIT,
+    )
 
 
 @router.get("/dashboard/feed.json")
-def feed_json(request: Request, after: Annotated[str | None, Query(max_length=200)] = None,
-              viewer: Viewer = Depends(allowed("read_devices")), svc: Any = Depends(services)) -> Response:  # fmt: skip
+def feed_json(
+    request: Request,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    viewer: Viewer = Depends(allowed("read_devices")),
+    svc: Services = Depends(services),
+) -> Response:
     """What arrived after `after` (the cursor of the last answer), newest first, for the feed page to prepend."""
     items, cursor = queries.feed(svc.engine, feed_kinds(viewer), queries.FeedCursor.decode(after), FEED_LIMIT)
     when = time_formatter(site_zone(request))
-    shaped = [{"key": i["key"], "kind": i["kind"], "device_id": i["device_id"], "at": when(i["time_ms"]),
-               "summary": i["summary"], "href": f"/dashboard/devices/{quote(i['device_id'], safe='')}"}
-              for i in items]  # fmt: skip
+    shaped = [
+        {
+            "key": i["key"],
+            "kind": i["kind"],
+            "device_id": i["device_id"],
+            "at": when(i["time_ms"]),
+            "summary": i["summary"],
+            "href": f"/dashboard/devices/{quote(i['device_id'], safe='')}",
+        }
+        for i in items
+    ]
     return JSONResponse({"items": shaped, "cursor": cursor.encode()}, headers=PAGE_HEADERS)

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from typing import Any
 
+from gateway.services import Services
+
 RATE_WINDOW_S = 30.0  # the ingest rate is averaged over about this long
 MIN_SPAN_S = 1.0  # shorter than this, a rate would be noise
 
@@ -60,7 +62,7 @@ def _counts(values: dict[str, float], by_count: bool = False) -> dict[str, int]:
     return {label: int(value) for label, value in sorted(values.items(), key=order)}
 
 
-def health_figures(svc: Any, meter: RateMeter) -> dict[str, Any]:
+def health_figures(svc: Services, meter: RateMeter) -> dict[str, Any]:
     svc.metrics.queue_depth.set(len(svc.queue))  # as /metrics does: the gauge is current when read
     samples = _samples(svc.metrics.registry)
     received = _by_label(samples, "gateway_messages_received_total", "transport")

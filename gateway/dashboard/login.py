@@ -36,8 +36,14 @@ def sign_in(request: Request, form: Form = Depends(read_form)) -> Response:
     token = form.get("token").strip()
     actor = authenticate_token(request, token) if 0 < len(token) <= MAX_TOKEN_CHARS else None
     if actor is None:
-        return render(request, None, "login.html", status=401, title="Sign in",
-                      error="That token is not valid (mistyped, revoked, or not a token of this gateway).")  # fmt: skip
+        return render(
+            request,
+            None,
+            "login.html",
+            status=401,
+            title="Sign in",
+            error="That token is not valid (mistyped, revoked, or not a token of this gateway).",
+        )
     store = sessions(request)
     store.drop(request.cookies.get(COOKIE))  # a fresh session id at every sign-in
     response = RedirectResponse("/", status_code=303, headers=PAGE_HEADERS)

@@ -16,6 +16,7 @@ from gateway.api import visitors as api_visitors
 from gateway.dashboard import attendance_view, queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone
+from gateway.services import Services
 from gateway.store.models import Person
 
 router = page_router()
@@ -25,19 +26,32 @@ DEFAULT_VISIT = timedelta(hours=2)
 
 
 @router.get("/dashboard/attendance")
-def attendance_today(request: Request, viewer: Viewer = Depends(allowed("read_records")),
-                     svc: Any = Depends(services)) -> Response:  # fmt: skip
+def attendance_today(
+    request: Request, viewer: Viewer = Depends(allowed("read_records")), svc: Services = Depends(services)
+) -> Response:
     zone = site_zone(request)
     today = datetime.now(zone).date()
     rows = attendance_view.records(svc.engine, zone, today, today)
-    return render(request, viewer, "attendance.html", title="Attendance today", day=today.isoformat(), rows=rows,
-                  summary=attendance_view.today_summary(rows), clock=attendance_view.clock)  # fmt: skip
+    return render(
+        request,
+        viewer,
+        "attendance.html",
+        title="Attendance today",
+        day=today.isoformat(),
+        rows=rows,
+        summary=attendance_view.today_summary(rows),
+        clock=attendance_view.clock,
+    )
 
 
 @router.get("/dashboard/attendance/{person_id}")
-def person_month(request: Request, person_id: Annotated[str, Path(max_length=64)],
-                 month: Annotated[str | None, Query(max_length=7)] = None,
-                 viewer: Viewer = Depends(allowed("read_records")), svc: Any = Depends(services)) -> Response:  # fmt: skip
+def person_month(
+    request: Request,
+    person_id: Annotated[str, Path(max_length=64)],
+    month: Annotated[str | None, Query(max_length=7)] = None,
+    viewer: Viewer = Depends(allowed("read_records")),
+    svc: Services = Depends(services),
+) -> Response:
     zone = site_zone(request)
     year_month = attendance_view.parse_month(month, datetime.now(zone).date())
     if year_month is None:
@@ -50,33 +64,71 @@ def person_month(request: Request, person_id: Annotated[str, Path(max_length=64)
     first, last = attendance_view.month_bounds(*year_month)
     rows = attendance_view.records(svc.engine, zone, first, last, person_id)
     before, after = attendance_view.month_neighbours(*year_month)
-    return render(request, viewer, "person_month.html", title=f"{name}: {first:%B %Y}", person_id=person_id,
-                  name=name, department=department, month_label=f"{first:%B %Y}", previous=before, following=after,
-                  weeks=attendance_view.month_grid(*year_month, rows), clock=attendance_view.clock,
-                  totals=Counter(r["status"] for r in rows), columns=attendance_view.STATUS_COLUMNS)  # fmt: skip
+    return render(
+        request,
+        viewer,
+        "person_month.html",
+        title=f"{name}: {first:%B %Y}",
+        person_id=person_id,
+        name=name,
+        department=department,
+        month_label=f"{first:%B %Y}",
+        previous=before,
+        following=after,
+        weeks=attendance_view.month_grid(*year_month, rows),
+        clock=attendance_view.clock,
+        totals=Counter(r["status"] for r in rows),
+        columns=attendance_view.STATUS_COLUMNS,
+    )
 
 
 def default_invite(zone: ZoneInfo) -> dict[str, Any]:
     """A visit starting this minute, two hours long: today's visit is the common case."""
     start = datetime.now(zone).replace(second=0, microsecond=0)
-    return {"name": "", "phone": "", "company": "", "host": "", "credential": "qr", "more_doors": "", "doors": [],
-            "start": start.strftime(LOCAL_INPUT), "end": (start + DEFAULT_VISIT).strftime(LOCAL_INPUT)}  # fmt: skip
+    return {
+        "name": "",
+        "phone": "",
+        "company": "",
+        "host": "",
+        "credential": "qr",
+        "more_doors": "",
+        "doors": [],
+        "start": start.strftime(LOCAL_INPUT),
+        "end": (start + DEFAULT_VISIT).strftime(LOCAL_INPUT),
+    }
 
 
-def _visitors_page(request: Request, viewer: Viewer, svc: Any, status: int = 200,
-                   values: dict[str, Any] | None = None, error: str | None = None) -> Response:  # fmt: skip
+def _visitors_page(
+    request: Request,
+    viewer: Viewer,
+    svc: Services,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Response:
     zone = site_zone(request)
     start, end = queries.day_bounds(zone)
     may_invite = viewer.can("invite_visitors")
     choices = queries.invite_choices(svc.engine) if may_invite else {"hosts": [], "doors": []}
-    return render(request, viewer, "visitors.html", status=status, title="Visitors",
-                  **queries.visitors_today(svc.engine, start, end), may_invite=may_invite, choices=choices,
-                  values=values or default_invite(zone), error=error, printed_at=datetime.now(zone))  # fmt: skip
+    return render(
+        request,
+        viewer,
+        "visitors.html",
+        status=status,
+        title="Visitors",
+        **queries.visitors_today(svc.engine, start, end),
+        may_invite=may_invite,
+        choices=choices,
+        values=values or default_invite(zone),
+        error=error,
+        printed_at=datetime.now(zone),
+    )
 
 
 @router.get("/dashboard/visitors")
-def visitors_page(request: Request, viewer: Viewer = Depends(allowed("read_records")),
-                  svc: Any = Depends(services)) -> Response:  # fmt: skip
+def visitors_page(
+    request: Request, viewer: Viewer = Depends(allowed("read_records")), svc: Services = Depends(services)
+) -> Response:
     return _visitors_page(request, viewer, svc)
 
 
@@ -99,19 +151,25 @@ def invitation_body(values: dict[str, Any], zone: ZoneInfo) -> api_visitors.Invi
         raise InviteProblem("doors: choose at least one door")
     try:
         return api_visitors.InvitationBody(
-            name=values["name"], phone=values["phone"] or None, company=values["company"] or None,
-            host=values["host"], doors=doors, credential=values["credential"] or "qr",
-            window=api_visitors.Window(start=_local_time(values["start"], zone, "start"),
-                                       end=_local_time(values["end"], zone, "end")),
-        )  # fmt: skip
+            name=values["name"],
+            phone=values["phone"] or None,
+            company=values["company"] or None,
+            host=values["host"],
+            doors=doors,
+            credential=values["credential"] or "qr",
+            window=api_visitors.Window(
+                start=_local_time(values["start"], zone, "start"), end=_local_time(values["end"], zone, "end")
+            ),
+        )
     except ValidationError as exc:
         reasons = [f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()]
         raise InviteProblem("; ".join(reasons)) from None
 
 
 @router.post("/dashboard/visitors/invite")
-def invite(request: Request, posted: Posted = Depends(posted_by("invite_visitors")),
-           svc: Any = Depends(services)) -> Response:  # fmt: skip
+def invite(
+    request: Request, posted: Posted = Depends(posted_by("invite_visitors")), svc: Services = Depends(services)
+) -> Response:
     viewer, form = posted.viewer, posted.form
     values: dict[str, Any] = {name: form.get(name).strip() for name in INVITE_FIELDS}
     values["doors"] = [d.strip() for d in form.getlist("doors") if d.strip()]
@@ -123,6 +181,7 @@ def invite(request: Request, posted: Posted = Depends(posted_by("invite_visitors
     except HTTPException as refused:
         return _visitors_page(request, viewer, svc, refused.status_code, values, str(refused.detail))
     credential = answer["credential"]
-    viewer.flash("ok", f"Invited {answer['name']}. Their {credential['kind']} credential, shown this once: "
-                       f"{credential['value']}")  # fmt: skip
+    viewer.flash(
+        "ok", f"Invited {answer['name']}. Their {credential['kind']} credential, shown this once: {credential['value']}"
+    )
     return RedirectResponse("/dashboard/visitors", status_code=303, headers=PAGE_HEADERS)

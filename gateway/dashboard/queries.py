@@ -53,11 +53,20 @@ def devices_overview(engine: Engine, since_ms: int) -> list[dict[str, Any]]:
                 events[device_id] = events.get(device_id, 0) + count
         dead = _counts_by_device(conn, DeadLetter, since_ms)
     return [
-        {"id": d.id, "name": d.name, "kind": d.kind, "protocol": d.protocol, "online": d.online,
-         "last_seen": d.last_seen, "firmware": d.firmware, "events_today": events.get(d.id, 0),
-         "dead_today": dead.get(d.id, 0), "errors_total": d.errors_total}
+        {
+            "id": d.id,
+            "name": d.name,
+            "kind": d.kind,
+            "protocol": d.protocol,
+            "online": d.online,
+            "last_seen": d.last_seen,
+            "firmware": d.firmware,
+            "events_today": events.get(d.id, 0),
+            "dead_today": dead.get(d.id, 0),
+            "errors_total": d.errors_total,
+        }
         for d in devices
-    ]  # fmt: skip
+    ]
 
 
 def describe(kind: str, r: Any) -> str:
@@ -80,8 +89,15 @@ def describe(kind: str, r: Any) -> str:
 
 
 def feed_item(kind: str, r: Any) -> dict[str, Any]:
-    return {"key": f"{kind}-{r.id}", "kind": kind, "id": r.id, "device_id": r.device_id, "time_ms": r.time,
-            "stored_ms": r.stored_at, "summary": describe(kind, r)}  # fmt: skip
+    return {
+        "key": f"{kind}-{r.id}",
+        "kind": kind,
+        "id": r.id,
+        "device_id": r.device_id,
+        "time_ms": r.time,
+        "stored_ms": r.stored_at,
+        "summary": describe(kind, r),
+    }
 
 
 def device_detail(engine: Engine, device_id: str, limit: int = 20) -> dict[str, Any] | None:
@@ -96,11 +112,19 @@ def device_detail(engine: Engine, device_id: str, limit: int = 20) -> dict[str, 
                 rows = conn.execute(select(t).where(t.device_id == device_id).order_by(t.time.desc()).limit(limit))
                 events += [feed_item(kind, r) for r in rows]
             d = DeadLetter.__table__.c
-            dead = conn.execute(select(d.id, d.time, d.reason, d.detail, d.topic, d.size).where(
-                d.device_id == device_id).order_by(d.id.desc()).limit(limit)).all()  # fmt: skip
-        commands = session.execute(
-            select(Command).where(Command.device_id == device_id).order_by(Command.id.desc()).limit(limit)
-        ).scalars().all()
+            dead = conn.execute(
+                select(d.id, d.time, d.reason, d.detail, d.topic, d.size)
+                .where(d.device_id == device_id)
+                .order_by(d.id.desc())
+                .limit(limit)
+            ).all()
+        commands = (
+            session.execute(
+                select(Command).where(Command.device_id == device_id).order_by(Command.id.desc()).limit(limit)
+            )
+            .scalars()
+            .all()
+        )
         return {
             "device": device.model_dump(exclude={"credential_hash", "secret_enc"}),
             "events": sorted(events, key=lambda e: (e["time_ms"], e["key"]), reverse=True)[:limit],
@@ -126,8 +150,9 @@ class FeedCursor:
         return cls(dict(zip(RECORD_TABLES, map(int, parts))))
 
 
-def feed(engine: Engine, kinds: tuple[str, ...], cursor: FeedCursor | None, limit: int = 50
-         ) -> tuple[list[dict[str, Any]], FeedCursor]:  # fmt: skip
+def feed(
+    engine: Engine, kinds: tuple[str, ...], cursor: FeedCursor | None, limit: int = 50
+) -> tuple[list[dict[str, Any]], FeedCursor]:
     """Records stored after `cursor`, newest first; without a cursor the newest `limit`.
 
     Row ids grow with every insert, so "after the cursor" is exactly what arrived
@@ -162,10 +187,19 @@ def people_names(session: Session, ids: set[str]) -> dict[str, str]:
 
 
 def _visit_row(v: Visit, hosts: dict[str, str]) -> dict[str, Any]:
-    return {"id": v.id, "name": v.name, "company": v.company, "host": v.host_person_id,
-            "host_name": hosts.get(v.host_person_id), "start_ms": v.window_start, "end_ms": v.window_end,
-            "checked_in_ms": v.checked_in_at, "checked_out_ms": v.checked_out_at, "doors": list(v.doors),
-            "credential_kind": v.credential_kind}  # fmt: skip
+    return {
+        "id": v.id,
+        "name": v.name,
+        "company": v.company,
+        "host": v.host_person_id,
+        "host_name": hosts.get(v.host_person_id),
+        "start_ms": v.window_start,
+        "end_ms": v.window_end,
+        "checked_in_ms": v.checked_in_at,
+        "checked_out_ms": v.checked_out_at,
+        "doors": list(v.doors),
+        "credential_kind": v.credential_kind,
+    }
 
 
 def visitors_today(engine: Engine, start_ms: int, end_ms: int) -> dict[str, list[dict[str, Any]]]:
@@ -173,15 +207,38 @@ def visitors_today(engine: Engine, start_ms: int, end_ms: int) -> dict[str, list
     t = Visit.__table__.c
     live = (t.anonymised_at.is_(None),)
     with Session(engine) as session:
-        expected = session.execute(select(Visit).where(
-            *live, t.revoked_at.is_(None), t.window_start < end_ms, t.window_end > start_ms,
-        ).order_by(t.window_start, t.id)).scalars().all()  # fmt: skip
-        on_site = session.execute(select(Visit).where(
-            *live, t.checked_in_at.is_not(None), t.checked_out_at.is_(None),
-        ).order_by(t.name, t.id)).scalars().all()  # fmt: skip
+        expected = (
+            session.execute(
+                select(Visit)
+                .where(
+                    *live,
+                    t.revoked_at.is_(None),
+                    t.window_start < end_ms,
+                    t.window_end > start_ms,
+                )
+                .order_by(t.window_start, t.id)
+            )
+            .scalars()
+            .all()
+        )
+        on_site = (
+            session.execute(
+                select(Visit)
+                .where(
+                    *live,
+                    t.checked_in_at.is_not(None),
+                    t.checked_out_at.is_(None),
+                )
+                .order_by(t.name, t.id)
+            )
+            .scalars()
+            .all()
+        )
         hosts = people_names(session, {v.host_person_id for v in [*expected, *on_site]})
-        return {"expected": [_visit_row(v, hosts) for v in expected],
-                "on_site": [_visit_row(v, hosts) for v in on_site]}  # fmt: skip
+        return {
+            "expected": [_visit_row(v, hosts) for v in expected],
+            "on_site": [_visit_row(v, hosts) for v in on_site],
+        }
 
 
 def invite_choices(engine: Engine, limit: int = 2000) -> dict[str, list[Any]]:

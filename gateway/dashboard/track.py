@@ -88,11 +88,14 @@ def draw(points: list[Any], width: int = WIDTH, height: int = HEIGHT, pad: int =
 
     vertices = [to_view(lat, lon) for _, lat, lon in track]
     grid = _grid(lon_at(0), lon_at(width), lat_at(height), lat_at(0), to_view, width, height)
-    return TrackDrawing(width, height, " ".join(f"{x},{y}" for x, y in vertices), len(vertices),
-                        vertices[0], vertices[-1], grid)  # fmt: skip
+    return TrackDrawing(
+        width, height, " ".join(f"{x},{y}" for x, y in vertices), len(vertices), vertices[0], vertices[-1], grid
+    )
 
 
-def _grid(west: float, east: float, south: float, north: float, to_view: Any, width: int, height: int) -> list[GridLine]:
+def _grid(
+    west: float, east: float, south: float, north: float, to_view: Any, width: int, height: int
+) -> list[GridLine]:
     lines = []
     step = _nice_step(max(east - west, north - south))
     places = _decimals(step)

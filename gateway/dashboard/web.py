@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
@@ -94,8 +95,14 @@ class PageRoute(APIRoute):
             except Refused as refused:
                 if request.url.path.endswith(".json"):
                     return JSONResponse({"detail": refused.message}, status_code=refused.status, headers=PAGE_HEADERS)
-                return render(request, refused.viewer, "error.html", status=refused.status,
-                              title=f"Error {refused.status}", message=refused.message)  # fmt: skip
+                return render(
+                    request,
+                    refused.viewer,
+                    "error.html",
+                    status=refused.status,
+                    title=f"Error {refused.status}",
+                    message=refused.message,
+                )
 
         return page_handler
 
@@ -126,9 +133,14 @@ def render(request: Request, viewer: Any, template: str, status: int = 200, **co
     zone = site_zone(request)
     flashes = viewer.take_flashes() if viewer is not None else []
     html = templates.get_template(template).render(
-        request=request, viewer=viewer, flashes=flashes, when=time_formatter(zone), zone=str(zone),
-        path=request.url.path, **context,
-    )  # fmt: skip
+        request=request,
+        viewer=viewer,
+        flashes=flashes,
+        when=time_formatter(zone),
+        zone=str(zone),
+        path=request.url.path,
+        **context,
+    )
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
@@ -140,5 +152,8 @@ def static_file(name: str) -> Response:
     media_type = STATIC_TYPES.get(name)
     if media_type is None:
         return Response("not found", status_code=404, media_type="text/plain")
-    return FileResponse(STATIC / name, media_type=media_type, headers={
-        "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})  # fmt: skip
+    return FileResponse(
+        STATIC / name,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

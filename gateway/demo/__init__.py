@@ -51,8 +51,9 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
         await asyncio.to_thread(populate, gateway, [door for _, door in DOORS])
         for device_id, protocol, mode in TERMINALS:
             creds = await asyncio.to_thread(register, gateway, device_id, protocol)
-            terminal = MqttTerminal(device_id, host, port, mode=mode, username=device_id,
-                                    password=creds["mqtt_password"])  # fmt: skip
+            terminal = MqttTerminal(
+                device_id, host, port, mode=mode, username=device_id, password=creds["mqtt_password"]
+            )
             terminals.append(await asyncio.to_thread(terminal.start))
         await asyncio.to_thread(register, gateway, ZK_TERMINAL[0], "zk-adms", {"sn": ZK_TERMINAL[1]})
         zk = ZkTerminal(url, ZK_TERMINAL[1], pins=[str(1000 + i) for i in range(PEOPLE)], timeout=5)
@@ -80,9 +81,13 @@ def _banner(url: str, token: str, platform_url: str | None) -> str:
     today = time.strftime("%Y-%m-%d")
     curl = f"curl -H 'Authorization: Bearer {token}'"
     lines = [
-        "", "Gateway demo running.", f"  Dashboard:   {url}/  (sign in with the admin token)",
-        f"  API:         {url}/docs", f"  Health:      {url}/healthz", f"  Admin token: {token}",
-    ]  # fmt: skip
+        "",
+        "Gateway demo running.",
+        f"  Dashboard:   {url}/  (sign in with the admin token)",
+        f"  API:         {url}/docs",
+        f"  Health:      {url}/healthz",
+        f"  Admin token: {token}",
+    ]
     if platform_url:
         lines.append(f"  Platform:    {platform_url}  (DingTalk and webhook stand-in; counts at /_standin/stats)")
     lines += [
@@ -90,8 +95,9 @@ def _banner(url: str, token: str, platform_url: str | None) -> str:
         f"               {curl} '{url}/api/v1/access/events?limit=5'",
         f"               {curl} '{url}/api/v1/vehicles/van-1/trips'",
         f"               {curl} '{url}/api/v1/attendance/days?from={today}&to={today}&limit=5'",
-        "Ctrl-C stops it.", "",
-    ]  # fmt: skip
+        "Ctrl-C stops it.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from typing import Any
 
 from gateway.app import Gateway
-from gateway.config import SerialLine, Settings
+from gateway.config import SerialLineSettings, Settings
+from gateway.core.timeutil import now_ms
 from gateway.demo.office import PEOPLE, card_of, register
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class DemoDoors:
         known = {line.port for line in settings.serial}
         for link in self.links.values():
             if link.gateway_end not in known:
-                settings.serial.append(SerialLine(port=link.gateway_end, protocol="osdp", baudrate=115200))
+                settings.serial.append(SerialLineSettings(port=link.gateway_end, protocol="osdp", baudrate=115200))
 
     def provision(self, gateway: Gateway) -> dict[str, str]:
         """Register the readers (before the gateway starts: a line takes the readers registered then)."""
@@ -52,9 +52,17 @@ class DemoDoors:
 
         for _, door in DOORS:
             self.readers.append(SimulatedReader(self.links[door].device_end, 1, keys[door], name=door).start())
-        now = int(time.time() * 1000)
-        visit = gateway.visitors.invite("demo", name="Demo Visitor", host="E1000", start_ms=now,
-                                        end_ms=now + 3600_000, doors=["front"], kind="card", company="Acme")  # fmt: skip
+        now = now_ms()
+        visit = gateway.visitors.invite(
+            "demo",
+            name="Demo Visitor",
+            host="E1000",
+            start_ms=now,
+            end_ms=now + 3600_000,
+            doors=["front"],
+            kind="card",
+            company="Acme",
+        )
         self.visitor_card = int(visit["credential"]["value"])
         threading.Thread(target=self._present, name="demo-doors", daemon=True).start()
 

@@ -12,14 +12,15 @@ import logging
 import math
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
 from gateway.app import Gateway
-from gateway.asyncutil import cancel_and_wait
-from gateway.config import SerialLine, Settings
+from gateway.config import SerialLineSettings, Settings
+from gateway.core.asyncutil import cancel_and_wait
+from gateway.core.timeutil import now_ms
 from gateway.demo.office import register
 from gateway.store.models import Geofence, Vehicle
 
@@ -57,16 +58,16 @@ def round_trip(stop: tuple[float, float], parked_min: int) -> list[tuple[float, 
 class SimClock:
     def __init__(self) -> None:
         self.wall0 = time.monotonic()
-        self.sim0 = datetime.now(timezone.utc) - timedelta(hours=2)
+        self.sim0 = datetime.now(UTC) - timedelta(hours=2)
 
     def now(self) -> datetime:
         elapsed = time.monotonic() - self.wall0
         fast = self.sim0 + timedelta(seconds=elapsed * SPEEDUP)
-        return min(fast, datetime.now(timezone.utc))
+        return min(fast, datetime.now(UTC))
 
     def pace(self) -> float:
         """Wall seconds per fix: fast while behind, real time once caught up."""
-        behind = datetime.now(timezone.utc) - self.now()
+        behind = datetime.now(UTC) - self.now()
         return EVERY_S / SPEEDUP if behind > timedelta(seconds=EVERY_S) else EVERY_S
 
 
@@ -85,22 +86,28 @@ class DemoFleet:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 settings.jt808.listen = f"127.0.0.1:{sock.getsockname()[1]}"
-        settings.serial.append(SerialLine(port=self.nmea_link.gateway_end, protocol="nmea", baudrate=9600))
+        settings.serial.append(SerialLineSettings(port=self.nmea_link.gateway_end, protocol="nmea", baudrate=9600))
 
     def provision(self, gateway: Gateway) -> None:
-        for vehicle, plate, device, phone, _, _, _ in VANS:
+        for _vehicle, plate, device, phone, _, _, _ in VANS:
             creds = register(gateway, device, "jt808", {"phone": phone}, kind="gps", name=f"{plate} terminal")
             self.codes[phone] = creds.get("auth_code") or gateway.provisioner.secret(device) or ""
         register(gateway, CAR[2], "nmea", {"line": self.nmea_link.gateway_end}, kind="gps", name="Car GNSS receiver")
-        now = int(time.time() * 1000)
+        now = now_ms()
         with Session(gateway.engine) as session:
             for vehicle, plate, device, *_ in (*VANS, CAR):
                 row = session.get(Vehicle, vehicle) or Vehicle(id=vehicle, created_at=now)
                 row.plate, row.device_id, row.name, row.updated_at = plate, device, f"Demo {vehicle}", now
                 session.add(row)
             if session.get(Geofence, "depot") is None:
-                session.add(Geofence(id="depot", name="Depot car park", dwell_s=60,
-                                     shape={"circle": {"lat": DEPOT[0], "lon": DEPOT[1], "radius_m": 150}}))  # fmt: skip
+                session.add(
+                    Geofence(
+                        id="depot",
+                        name="Depot car park",
+                        dwell_s=60,
+                        shape={"circle": {"lat": DEPOT[0], "lon": DEPOT[1], "radius_m": 150}},
+                    )
+                )
             session.commit()
         for vehicle, _, device, *_ in (*VANS, CAR):
             gateway.registry.link_vehicle(vehicle, device)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from sqlmodel import Session
 
 from gateway.app import Gateway
+from gateway.core.timeutil import now_ms
 from gateway.store.models import Person, ShiftAssignment, ShiftRow
 
 TERMINALS = (("att-json-01", "mqtt-json", "json"), ("att-attlog-01", "attlog", "attlog"))
@@ -21,8 +21,14 @@ def card_of(index: int) -> tuple[int, int]:
     return CARD_FACILITY, 1000 + index
 
 
-def register(gateway: Gateway, device_id: str, protocol: str, config: dict | None = None,
-             kind: str = "attendance", name: str | None = None) -> dict:  # fmt: skip
+def register(
+    gateway: Gateway,
+    device_id: str,
+    protocol: str,
+    config: dict | None = None,
+    kind: str = "attendance",
+    name: str | None = None,
+) -> dict:
     """Provision a simulated device (re-configured and re-keyed if an earlier demo left it); its credentials."""
     config = config or {}
     if gateway.registry.get(device_id) is not None:
@@ -32,19 +38,34 @@ def register(gateway: Gateway, device_id: str, protocol: str, config: dict | Non
             return {}
         _, creds = gateway.provisioner.rotate(device_id, "demo")
         return creds
-    fields = {"id": device_id, "kind": kind, "protocol": protocol, "config": config,
-              "name": name or f"Simulated {protocol} device", "site": gateway.settings.site.id}  # fmt: skip
+    fields = {
+        "id": device_id,
+        "kind": kind,
+        "protocol": protocol,
+        "config": config,
+        "name": name or f"Simulated {protocol} device",
+        "site": gateway.settings.site.id,
+    }
     return gateway.provisioner.create(fields, "demo")[1]
 
 
 def populate(gateway: Gateway, doors: list[str]) -> None:
     """People in two departments on an office day shift, with cards for every door but the lab, which only
     Engineering may open."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     with Session(gateway.engine) as session:
         if session.get(ShiftRow, "office-day") is None:
-            session.add(ShiftRow(id="office-day", name="Office day", start="09:00", end="18:00", rules={},
-                                 workdays=[0, 1, 2, 3, 4], updated_at=now))  # fmt: skip
+            session.add(
+                ShiftRow(
+                    id="office-day",
+                    name="Office day",
+                    start="09:00",
+                    end="18:00",
+                    rules={},
+                    workdays=[0, 1, 2, 3, 4],
+                    updated_at=now,
+                )
+            )
             for department in ("Sales", "Engineering"):
                 session.add(ShiftAssignment(target_type="department", target_id=department, shift_id="office-day"))
         for i in range(PEOPLE):

@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
+from gateway.core.events import Punch, idempotency_key
+from gateway.core.timeutil import localize, offset_minutes, to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
-from gateway.events import Punch, idempotency_key
-from gateway.timeutil import localize, offset_minutes, to_epoch_ms
 
 # One convention among several firmware families; map per device model when known.
 DEFAULT_VERIFY_MAP: Mapping[int, str] = {0: "password", 1: "fingerprint", 2: "card", 15: "face", 25: "palm"}
@@ -63,7 +63,9 @@ def _line(
     except (ValueError, OverflowError) as exc:  # TimeError is a ValueError
         raise _Reject("bad_time", f"time {text!r}: {exc}") from None
     if not_after is not None and utc > not_after:
-        raise _Reject("future_time", f"time {text!r} is later than {not_after:%Y-%m-%d %H:%M} UTC: the terminal's clock is wrong")
+        raise _Reject(
+            "future_time", f"time {text!r} is later than {not_after:%Y-%m-%d %H:%M} UTC: the terminal's clock is wrong"
+        )
 
     status = _code("status", fields[2].strip())
     verify_code = _code("verify", fields[3].strip())

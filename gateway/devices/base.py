@@ -5,8 +5,8 @@ from typing import Any
 
 import orjson
 
+from gateway.core.events import Event
 from gateway.devices.errors import DecodeError
-from gateway.events import Event
 
 
 @dataclass(slots=True)

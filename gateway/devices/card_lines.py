@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, tzinfo
 
+from gateway.core.events import Punch, idempotency_key
+from gateway.core.timeutil import TimeError, localize, offset_minutes, to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
-from gateway.events import Punch, idempotency_key
-from gateway.timeutil import TimeError, localize, offset_minutes, to_epoch_ms
 
 _CARD = re.compile(r"(?:0[xX][0-9A-Fa-f]{1,16}|[0-9]{1,20})")
 _TIME = "%Y-%m-%d %H:%M:%S"
@@ -47,10 +47,17 @@ def decode(payload: bytes, device_id: str, tz: tzinfo, received: datetime) -> De
         except (ValueError, TimeError) as exc:
             out.rejects.append(DecodeError("bad_time", str(exc)[:200], line.encode()))
             continue
-        out.events.append(Punch(
-            device_id=device_id, user=card, time=utc, utc_offset_min=offset_minutes(utc, tz), verify="card",
-            source="card-lines", key=idempotency_key("punch", device_id, card, to_epoch_ms(utc)),
-        ))  # fmt: skip
+        out.events.append(
+            Punch(
+                device_id=device_id,
+                user=card,
+                time=utc,
+                utc_offset_min=offset_minutes(utc, tz),
+                verify="card",
+                source="card-lines",
+                key=idempotency_key("punch", device_id, card, to_epoch_ms(utc)),
+            )
+        )
     if not out.events and not out.rejects:
         raise DecodeError("empty", "no card lines in payload", payload)
     return out

@@ -30,10 +30,10 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from gateway.core.events import Fix, idempotency_key
+from gateway.core.timeutil import localize, offset_minutes, to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
-from gateway.events import Fix, idempotency_key
-from gateway.timeutil import localize, offset_minutes, to_epoch_ms
 
 SOURCE = "jt808"
 
@@ -195,11 +195,18 @@ def parse_frame(content: bytes) -> Frame:
     (serial,) = struct.unpack_from(">H", data, pos)
     sub_package = struct.unpack_from(">HH", data, pos + 2) if props & _BIT_SUB_PACKAGE else None
     return Frame(
-        msg_id=msg_id, version=2019 if has_version else 2013, protocol_version=protocol_version,
-        phone=digits.lstrip("0") or "0", serial=serial, body=data[header_size:-1],
-        encryption=(props >> 10) & 0b111, sub_package=sub_package,
-        checksum_ok=_xor(data[:-1]) == data[-1], length_ok=bool(fitting), phone_bytes=phone_bytes,
-    )  # fmt: skip
+        msg_id=msg_id,
+        version=2019 if has_version else 2013,
+        protocol_version=protocol_version,
+        phone=digits.lstrip("0") or "0",
+        serial=serial,
+        body=data[header_size:-1],
+        encryption=(props >> 10) & 0b111,
+        sub_package=sub_package,
+        checksum_ok=_xor(data[:-1]) == data[-1],
+        length_ok=bool(fitting),
+        phone_bytes=phone_bytes,
+    )
 
 
 def build_frame(
@@ -277,9 +284,14 @@ def parse_register(body: bytes, version: int) -> Registration:
     province, city = struct.unpack_from(">HH", body, 0)
     model_at, id_at, colour_at = 4 + maker_len, 4 + maker_len + model_len, fixed - 1
     return Registration(
-        province=province, city=city, maker=_text(body[4:model_at]), model=_text(body[model_at:id_at]),
-        terminal_id=_text(body[id_at:colour_at]), plate_colour=body[colour_at], plate=_text(body[fixed:], "gbk"),
-    )  # fmt: skip
+        province=province,
+        city=city,
+        maker=_text(body[4:model_at]),
+        model=_text(body[model_at:id_at]),
+        terminal_id=_text(body[id_at:colour_at]),
+        plate_colour=body[colour_at],
+        plate=_text(body[fixed:], "gbk"),
+    )
 
 
 def parse_auth(body: bytes, version: int) -> str:
@@ -360,11 +372,22 @@ def parse_location(body: bytes, device_id: str, tz: tzinfo, flags: list[str] | t
 
     ms = to_epoch_ms(utc)
     return Fix(
-        device_id=device_id, time=utc, utc_offset_min=offset_minutes(utc, tz), lat=lat, lon=lon,
-        speed_kmh=speed / 10, heading=heading, alt=float(alt), sats=sats, ignition=bool(status & _ACC_ON),
-        valid=valid, flags=out_flags, odometer_km=odometer, source=SOURCE,
+        device_id=device_id,
+        time=utc,
+        utc_offset_min=offset_minutes(utc, tz),
+        lat=lat,
+        lon=lon,
+        speed_kmh=speed / 10,
+        heading=heading,
+        alt=float(alt),
+        sats=sats,
+        ignition=bool(status & _ACC_ON),
+        valid=valid,
+        flags=out_flags,
+        odometer_km=odometer,
+        source=SOURCE,
         key=idempotency_key("fix", device_id, ms, lat, lon),
-    )  # fmt: skip
+    )
 
 
 def parse_batch(body: bytes, device_id: str, tz: tzinfo, flags: list[str] | tuple[str, ...] = ()) -> Decoded:

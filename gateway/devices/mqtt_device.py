@@ -6,10 +6,10 @@ from datetime import datetime
 
 import orjson
 
+from gateway.core.events import CommandResult, DeviceStatus, idempotency_key
+from gateway.core.timeutil import to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
-from gateway.events import CommandResult, DeviceStatus, idempotency_key
-from gateway.timeutil import to_epoch_ms
 
 _STATUS_WORDS = {b"online": True, b"offline": False}
 

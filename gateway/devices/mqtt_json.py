@@ -17,10 +17,10 @@ from datetime import tzinfo
 
 import orjson
 
+from gateway.core.events import AccessEvent, Fix, Punch, idempotency_key
+from gateway.core.timeutil import parse_device_time, to_epoch_ms
 from gateway.devices.base import Decoded, parse_json
 from gateway.devices.errors import DecodeError
-from gateway.events import AccessEvent, Fix, Punch, idempotency_key
-from gateway.timeutil import parse_device_time, to_epoch_ms
 
 SOURCE = "mqtt-json"
 
@@ -135,8 +135,15 @@ def _punch(obj: dict, device_id: str, tz: tzinfo) -> Punch:
     utc, offset = _time(obj, tz)
     key = idempotency_key("punch", device_id, user, to_epoch_ms(utc), direction, seq)
     return Punch(
-        device_id=device_id, user=user, time=utc, utc_offset_min=offset,
-        direction=direction, verify=verify, source=SOURCE, seq=seq, key=key,
+        device_id=device_id,
+        user=user,
+        time=utc,
+        utc_offset_min=offset,
+        direction=direction,
+        verify=verify,
+        source=SOURCE,
+        seq=seq,
+        key=key,
     )
 
 
@@ -177,9 +184,17 @@ def _access(obj: dict, device_id: str, tz: tzinfo) -> AccessEvent:
     utc, offset = _time(obj, tz)
     key = idempotency_key("access", device_id, door, to_epoch_ms(utc), kind, value, result)
     return AccessEvent(
-        device_id=device_id, door=door, time=utc, utc_offset_min=offset,
-        credential_kind=kind, credential_value=value, credential_bits=bits,
-        result=result, direction=direction, source=SOURCE, key=key,
+        device_id=device_id,
+        door=door,
+        time=utc,
+        utc_offset_min=offset,
+        credential_kind=kind,
+        credential_value=value,
+        credential_bits=bits,
+        result=result,
+        direction=direction,
+        source=SOURCE,
+        key=key,
     )
 
 
@@ -204,9 +219,18 @@ def _fix(obj: dict, device_id: str, tz: tzinfo) -> Fix:
     utc, offset = _time(obj, tz)
     ms = to_epoch_ms(utc)
     fix = Fix(
-        device_id=device_id, time=utc, utc_offset_min=offset, lat=lat, lon=lon,
-        speed_kmh=speed, heading=heading, alt=alt, sats=sats, ignition=ignition,
-        source=SOURCE, key=idempotency_key("fix", device_id, ms, lat, lon),
+        device_id=device_id,
+        time=utc,
+        utc_offset_min=offset,
+        lat=lat,
+        lon=lon,
+        speed_kmh=speed,
+        heading=heading,
+        alt=alt,
+        sats=sats,
+        ignition=ignition,
+        source=SOURCE,
+        key=idempotency_key("fix", device_id, ms, lat, lon),
     )
     if lat == 0 and lon == 0:
         fix.valid = False
@@ -234,9 +258,7 @@ def decode(payload: bytes, device_id: str, tz: tzinfo) -> Decoded:
             raise DecodeError("bad_shape", "empty array", payload)
         elements = data
     else:
-        raise DecodeError(
-            "bad_shape", f"payload is a JSON {type(data).__name__}, not an object or array", payload
-        )
+        raise DecodeError("bad_shape", f"payload is a JSON {type(data).__name__}, not an object or array", payload)
 
     out = Decoded()
     events = out.events
@@ -256,6 +278,7 @@ def decode(payload: bytes, device_id: str, tz: tzinfo) -> Decoded:
         except _Reject as rej:
             rejects.append(DecodeError(rej.reason, rej.detail, _raw(obj, payload)))
         except Exception as exc:  # a bug here must not take the pipeline down
-            rejects.append(DecodeError("bad_value", f"unexpected {type(exc).__name__}: {exc}"[:200], _raw(obj, payload)))
+            rejects.append(
+                DecodeError("bad_value", f"unexpected {type(exc).__name__}: {exc}"[:200], _raw(obj, payload))
+            )
     return out
-

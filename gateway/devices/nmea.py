@@ -50,10 +50,10 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import reduce
 from operator import xor
 
+from gateway.core.events import Fix, idempotency_key
+from gateway.core.timeutil import offset_minutes, to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
-from gateway.events import Fix, idempotency_key
-from gateway.timeutil import offset_minutes, to_epoch_ms
 
 SOURCE = "nmea"
 MAX_LINE = 200  # NMEA allows 82 characters; high-precision receivers go a little past it
@@ -80,6 +80,7 @@ def checksum(body: bytes) -> int:
 
 
 # --- fields --------------------------------------------------------------------------
+
 
 def _time_of_day_ms(text: str) -> int | None:
     if not text:
@@ -151,6 +152,7 @@ def _integer(text: str, name: str, digits: int) -> int | None:
 
 # --- sentences -----------------------------------------------------------------------
 
+
 @dataclass(slots=True, frozen=True)
 class _Rmc:
     time_ms: int | None
@@ -194,10 +196,14 @@ def _rmc(fields: list[str]) -> _Rmc:
     if has_fix and position is None:
         raise _Bad("status A without a position")
     return _Rmc(
-        time_ms=_time_of_day_ms(f[1]), has_fix=has_fix, position=position,
-        speed_knots=_number(f[7], "speed"), course=_number(f[8], "course", high=360.0),
-        date=_date(f[9]), estimated=mode == "E",
-    )  # fmt: skip
+        time_ms=_time_of_day_ms(f[1]),
+        has_fix=has_fix,
+        position=position,
+        speed_knots=_number(f[7], "speed"),
+        course=_number(f[8], "course", high=360.0),
+        date=_date(f[9]),
+        estimated=mode == "E",
+    )
 
 
 def _gga(fields: list[str]) -> _Gga:
@@ -208,10 +214,14 @@ def _gga(fields: list[str]) -> _Gga:
     if has_fix and position is None:
         raise _Bad(f"fix quality {quality} without a position")
     return _Gga(
-        time_ms=_time_of_day_ms(f[1]), has_fix=has_fix, position=position,
-        sats=_integer(f[7], "satellites", 2), hdop=_number(f[8], "HDOP"),
-        alt=_number(f[9], "altitude", signed=True), estimated=quality == 6,
-    )  # fmt: skip
+        time_ms=_time_of_day_ms(f[1]),
+        has_fix=has_fix,
+        position=position,
+        sats=_integer(f[7], "satellites", 2),
+        hdop=_number(f[8], "HDOP"),
+        alt=_number(f[9], "altitude", signed=True),
+        estimated=quality == 6,
+    )
 
 
 def _vtg(fields: list[str]) -> _Vtg:
@@ -230,6 +240,7 @@ _PARSERS = {"RMC": _rmc, "GGA": _gga, "VTG": _vtg}
 
 
 # --- assembly ------------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class _Epoch:
@@ -285,8 +296,9 @@ class NmeaReader:
         if len(line) <= self.max_line:
             return line
         if not self._overflowing:
-            out.rejects.append(DecodeError(
-                "line_too_long", f"no line end within {self.max_line} bytes", line[: self.max_line]))
+            out.rejects.append(
+                DecodeError("line_too_long", f"no line end within {self.max_line} bytes", line[: self.max_line])
+            )
             self._overflowing = True
         start = line.rfind(b"$")
         return line[start:] if start >= 0 and len(line) - start <= self.max_line else b""
@@ -390,9 +402,18 @@ class NmeaReader:
         estimated = (rmc is not None and rmc.estimated) or (gga is not None and gga.estimated)
         flags = [name for name, on in (("no_fix", no_fix), ("zero_position", zero), ("estimated", estimated)) if on]
         return Fix(
-            device_id=self.device_id, time=when, utc_offset_min=offset_minutes(when, self.tz),
-            lat=lat, lon=lon, speed_kmh=speed, heading=heading,
-            alt=gga.alt if gga else None, sats=gga.sats if gga else None, hdop=gga.hdop if gga else None,
-            valid=not (no_fix or zero), flags=flags, source=SOURCE,
+            device_id=self.device_id,
+            time=when,
+            utc_offset_min=offset_minutes(when, self.tz),
+            lat=lat,
+            lon=lon,
+            speed_kmh=speed,
+            heading=heading,
+            alt=gga.alt if gga else None,
+            sats=gga.sats if gga else None,
+            hdop=gga.hdop if gga else None,
+            valid=not (no_fix or zero),
+            flags=flags,
+            source=SOURCE,
             key=idempotency_key("fix", self.device_id, to_epoch_ms(when), lat, lon),
-        )  # fmt: skip
+        )

@@ -24,17 +24,28 @@ def _ticks(ms: int) -> int:
 
 def led(reader_no: int, color: int, ticks: int) -> dict:
     return {
-        "command": osdp.Command.LED, "reader": reader_no, "led_number": 0, "temporary": True,
-        "control_code": LED_TEMPORARY, "on_color": color, "off_color": osdp.CommandLEDColor.Black,
-        "on_count": 10, "off_count": 0, "timer_count": ticks,
-    }  # fmt: skip
+        "command": osdp.Command.LED,
+        "reader": reader_no,
+        "led_number": 0,
+        "temporary": True,
+        "control_code": LED_TEMPORARY,
+        "on_color": color,
+        "off_color": osdp.CommandLEDColor.Black,
+        "on_count": 10,
+        "off_count": 0,
+        "timer_count": ticks,
+    }
 
 
 def beep(reader_no: int, on_count: int) -> dict:
     return {
-        "command": osdp.Command.Buzzer, "reader": reader_no, "control_code": BUZZER_DEFAULT_TONE,
-        "on_count": on_count, "off_count": 1, "rep_count": 1,
-    }  # fmt: skip
+        "command": osdp.Command.Buzzer,
+        "reader": reader_no,
+        "control_code": BUZZER_DEFAULT_TONE,
+        "on_count": on_count,
+        "off_count": 1,
+        "rep_count": 1,
+    }
 
 
 def grant(strike_ms: int, output_no: int = 0, reader_no: int = 0) -> list[tuple[dict, bool]]:

@@ -21,16 +21,15 @@ bad_value (wrong type), out_of_range, encrypted.
 from __future__ import annotations
 
 import math
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 
-
+from gateway.core.events import Fix, idempotency_key
+from gateway.core.timeutil import TimeError, from_epoch_ms, offset_minutes
 from gateway.devices.base import Decoded, parse_json
 from gateway.devices.errors import DecodeError
-from gateway.events import Fix, idempotency_key
-from gateway.timeutil import TimeError, from_epoch_ms, offset_minutes
 
 SOURCE = "owntracks"
-UTC = timezone.utc
+UTC = UTC
 # Beyond this the phone has only a cell-tower guess; the fix is kept but flagged.
 LOW_ACCURACY_M = 500.0
 
@@ -106,8 +105,17 @@ def decode(payload: bytes, device_id: str, tz: tzinfo = UTC) -> Decoded:
         flags.append("low_accuracy")
     lat, lon = lat + 0.0, lon + 0.0  # -0.0 and 0.0 are one place and must give one key
     fix = Fix(
-        device_id=device_id, time=when, utc_offset_min=offset_minutes(when, tz), lat=lat, lon=lon,
-        speed_kmh=speed, heading=heading, alt=alt, valid="zero_position" not in flags, flags=flags,
-        source=SOURCE, key=idempotency_key("fix", device_id, tst * 1000, lat, lon),
-    )  # fmt: skip
+        device_id=device_id,
+        time=when,
+        utc_offset_min=offset_minutes(when, tz),
+        lat=lat,
+        lon=lon,
+        speed_kmh=speed,
+        heading=heading,
+        alt=alt,
+        valid="zero_position" not in flags,
+        flags=flags,
+        source=SOURCE,
+        key=idempotency_key("fix", device_id, tst * 1000, lat, lon),
+    )
     return Decoded(events=[fix])

@@ -14,6 +14,8 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+from gateway.devices.base import Decoded
+
 
 class Acker(Protocol):
     def ack(self, tokens: list[Any]) -> None:
@@ -23,7 +25,18 @@ class Acker(Protocol):
 class Inbound:
     """One input as a transport received it."""
 
-    __slots__ = ("transport", "topic", "payload", "device_id", "acker", "token", "reject", "sender", "accepted")
+    __slots__ = (
+        "transport",
+        "topic",
+        "payload",
+        "device_id",
+        "acker",
+        "token",
+        "reject",
+        "sender",
+        "decoded",
+        "accepted",
+    )
 
     def __init__(
         self,
@@ -35,6 +48,7 @@ class Inbound:
         token: Any = None,
         reject: str | None = None,
         sender: str | None = None,
+        decoded: Decoded | None = None,
     ) -> None:
         self.transport = transport
         self.topic = topic
@@ -44,6 +58,8 @@ class Inbound:
         self.token = token
         self.reject = reject  # the transport already refused it: dead-letter with this reason
         self.sender = sender  # who sent it, where the transport knows (login, peer address)
+        # What a session already decoded from `payload` (so a frame is parsed once); None: the writer decodes.
+        self.decoded = decoded
         self.accepted = 0  # set by the store writer: records decoded from it (ADMS answers OK:<n>)
 
 
@@ -71,8 +87,9 @@ class IngestQueue:
         """Enqueue, waiting while full. False if it timed out or the queue closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while (len(self._items) >= self.capacity or (self.refusing and item.transport in EDGE_TRANSPORTS)) \
-                    and not self._closed:
+            while (
+                len(self._items) >= self.capacity or (self.refusing and item.transport in EDGE_TRANSPORTS)
+            ) and not self._closed:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
+from gateway.core.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
+from gateway.core.timeutil import to_epoch_ms
 from gateway.devices import access_log, attlog, card_lines, jt808, mqtt_device, mqtt_json, nmea, owntracks
 from gateway.devices.base import Decoded
-from gateway.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
-from gateway.registry import DeviceInfo
-from gateway.timeutil import to_epoch_ms
+from gateway.management.registry import DeviceInfo
 
 # (payload, device, time received) -> Decoded
 Decoder = Callable[[bytes, DeviceInfo, datetime], Decoded]
@@ -76,18 +77,76 @@ def route(topic: str, device_id: str | None) -> tuple[str | None, str | None]:
 
 # The record tables, by the event type they hold, and the columns the writer fills.
 KIND = {Punch: "punch", AccessEvent: "access", Fix: "fix", DeviceStatus: "status", CommandResult: "command_result"}
-TABLE = {"punch": "punch", "access": "access_event", "fix": "fix", "status": "device_status", "command_result": "command_result"}
+TABLE = {
+    "punch": "punch",
+    "access": "access_event",
+    "fix": "fix",
+    "status": "device_status",
+    "command_result": "command_result",
+}
 COLUMNS = {
-    "punch": ("key", "device_id", "user", "person_id", "time", "utc_offset_min", "direction", "verify",
-              "status_code", "verify_code", "workcode", "seq", "source", "raw_ref", "stored_at"),
-    "access": ("key", "device_id", "door", "time", "utc_offset_min", "credential_kind", "credential_value",
-               "credential_bits", "credential_format", "facility", "number", "person_id", "visitor_id", "decision",
-               "reason", "direction", "source", "raw_ref", "stored_at"),
-    "fix": ("key", "device_id", "vehicle_id", "time", "utc_offset_min", "lat", "lon", "speed_kmh", "heading",
-            "alt", "sats", "hdop", "ignition", "valid", "flags", "odometer_km", "source", "raw_ref", "stored_at"),
+    "punch": (
+        "key",
+        "device_id",
+        "user",
+        "person_id",
+        "time",
+        "utc_offset_min",
+        "direction",
+        "verify",
+        "status_code",
+        "verify_code",
+        "workcode",
+        "seq",
+        "source",
+        "raw_ref",
+        "stored_at",
+    ),
+    "access": (
+        "key",
+        "device_id",
+        "door",
+        "time",
+        "utc_offset_min",
+        "credential_kind",
+        "credential_value",
+        "credential_bits",
+        "credential_format",
+        "facility",
+        "number",
+        "person_id",
+        "visitor_id",
+        "decision",
+        "reason",
+        "direction",
+        "source",
+        "raw_ref",
+        "stored_at",
+    ),
+    "fix": (
+        "key",
+        "device_id",
+        "vehicle_id",
+        "time",
+        "utc_offset_min",
+        "lat",
+        "lon",
+        "speed_kmh",
+        "heading",
+        "alt",
+        "sats",
+        "hdop",
+        "ignition",
+        "valid",
+        "flags",
+        "odometer_km",
+        "source",
+        "raw_ref",
+        "stored_at",
+    ),
     "status": ("key", "device_id", "time", "online", "detail", "raw_ref", "stored_at"),
     "command_result": ("key", "device_id", "command_id", "ok", "detail", "time", "raw_ref"),
-}  # fmt: skip
+}
 
 
 def to_row(event: Event, raw_ref: str, stored_at: int, owner: str | None = None) -> tuple[Any, ...]:
@@ -98,30 +157,78 @@ def to_row(event: Event, raw_ref: str, stored_at: int, owner: str | None = None)
     t = type(event)
     if t is Punch:
         return (
-            event.key, event.device_id, event.user, owner, to_epoch_ms(event.time), event.utc_offset_min,
-            event.direction, event.verify, event.status_code, event.verify_code, event.workcode, event.seq,
-            event.source, raw_ref, stored_at,
-        )  # fmt: skip
+            event.key,
+            event.device_id,
+            event.user,
+            owner,
+            to_epoch_ms(event.time),
+            event.utc_offset_min,
+            event.direction,
+            event.verify,
+            event.status_code,
+            event.verify_code,
+            event.workcode,
+            event.seq,
+            event.source,
+            raw_ref,
+            stored_at,
+        )
     if t is AccessEvent:
         # Without a reason a door controller decided at the door; we record its decision.
         reason = event.reason or ("granted" if event.result == "granted" else "denied_by_controller")
         return (
-            event.key, event.device_id, event.door, to_epoch_ms(event.time), event.utc_offset_min,
-            event.credential_kind, event.credential_value, event.credential_bits, event.credential_format,
-            event.facility, event.number, event.person_id, event.visitor_id, event.result, reason,
-            event.direction, event.source, raw_ref, stored_at,
-        )  # fmt: skip
+            event.key,
+            event.device_id,
+            event.door,
+            to_epoch_ms(event.time),
+            event.utc_offset_min,
+            event.credential_kind,
+            event.credential_value,
+            event.credential_bits,
+            event.credential_format,
+            event.facility,
+            event.number,
+            event.person_id,
+            event.visitor_id,
+            event.result,
+            reason,
+            event.direction,
+            event.source,
+            raw_ref,
+            stored_at,
+        )
     if t is Fix:
         return (
-            event.key, event.device_id, owner, to_epoch_ms(event.time), event.utc_offset_min, event.lat, event.lon,
-            event.speed_kmh, event.heading, event.alt, event.sats, event.hdop, event.ignition, event.valid,
-            orjson.dumps(event.flags).decode(), event.odometer_km, event.source, raw_ref, stored_at,
-        )  # fmt: skip
+            event.key,
+            event.device_id,
+            owner,
+            to_epoch_ms(event.time),
+            event.utc_offset_min,
+            event.lat,
+            event.lon,
+            event.speed_kmh,
+            event.heading,
+            event.alt,
+            event.sats,
+            event.hdop,
+            event.ignition,
+            event.valid,
+            orjson.dumps(event.flags).decode(),
+            event.odometer_km,
+            event.source,
+            raw_ref,
+            stored_at,
+        )
     if t is DeviceStatus:
         return (
-            event.key, event.device_id, to_epoch_ms(event.time), event.online, orjson.dumps(event.detail).decode(),
-            raw_ref, stored_at,
-        )  # fmt: skip
+            event.key,
+            event.device_id,
+            to_epoch_ms(event.time),
+            event.online,
+            orjson.dumps(event.detail).decode(),
+            raw_ref,
+            stored_at,
+        )
     if t is CommandResult:
         time = to_epoch_ms(event.time) if event.time else stored_at
         return (event.key, event.device_id, event.command_id, event.ok, event.detail, time, raw_ref)

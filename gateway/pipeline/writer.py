@@ -13,21 +13,22 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
+from gateway.core.events import AccessEvent
+from gateway.core.metrics import Metrics
 from gateway.devices.errors import DecodeError
-from gateway.events import AccessEvent
-from gateway.metrics import Metrics
-from gateway.people_index import PeopleIndex
+from gateway.management.registry import Registry
+from gateway.people.index import PeopleIndex
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route, to_row
-from gateway.registry import Registry
 from gateway.store import journal
 from gateway.store.models import DeadLetter, Device, Journal
 from gateway.uplink.outbox import Outbox
@@ -52,10 +53,18 @@ class Batch:
     door_requests: list[AccessEvent] = field(default_factory=list)  # decided here; answered after the commit
 
     def dead_letter(self, item: Inbound, device_id: str | None, reason: str, detail: str, raw: bytes) -> None:
-        self.dead.append({
-            "time": self.now_ms, "source": item.transport, "device_id": device_id, "topic": item.topic[:256],
-            "reason": reason, "detail": detail[:1000], "size": len(raw), "raw": raw[:DEAD_RAW_LIMIT],
-        })  # fmt: skip
+        self.dead.append(
+            {
+                "time": self.now_ms,
+                "source": item.transport,
+                "device_id": device_id,
+                "topic": item.topic[:256],
+                "reason": reason,
+                "detail": detail[:1000],
+                "size": len(raw),
+                "raw": raw[:DEAD_RAW_LIMIT],
+            }
+        )
         if device_id is not None and device_id in self.seen:
             self.seen[device_id][1] += 1
 
@@ -102,7 +111,9 @@ class Pipeline:
         )
         # Online/offline is Liveness's to decide; the writer keeps the reported firmware.
         self._update_firmware = (
-            update(dev).where(dev.c.id == bindparam("dev")).values(firmware=func.coalesce(bindparam("fw"), dev.c.firmware))
+            update(dev)
+            .where(dev.c.id == bindparam("dev"))
+            .values(firmware=func.coalesce(bindparam("fw"), dev.c.firmware))
         )
 
     # -- thread ------------------------------------------------------------
@@ -164,7 +175,7 @@ class Pipeline:
                 log.exception("on_commit listener failed")
 
     def prepare(self, items: list[Inbound]) -> Batch:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         batch = Batch(now_ms=int(now.timestamp() * 1000), items=items)
         received: dict[str, int] = defaultdict(int)
         for item in items:
@@ -201,7 +212,7 @@ class Pipeline:
             batch.dead_letter(item, device.id, "too_large", f"{len(payload)} bytes > {self.max_payload}", payload)
             return
         try:
-            decoded = DECODERS[channel](payload, device, now)
+            decoded = item.decoded if item.decoded is not None else DECODERS[channel](payload, device, now)
         except DecodeError as exc:
             batch.dead_letter(item, device.id, exc.reason, exc.detail, exc.raw or payload)
             return
@@ -272,11 +283,19 @@ class Pipeline:
         duplicates = 0
         with self.engine.begin() as conn:
             if batch.journal:
-                conn.execute(self._insert_journal, [
-                    {"id": batch.segments[transport], "received_at": batch.now_ms, "transport": transport,
-                     "count": len(messages), "data": journal.pack(messages)}
-                    for transport, messages in batch.journal.items()
-                ])  # fmt: skip
+                conn.execute(
+                    self._insert_journal,
+                    [
+                        {
+                            "id": batch.segments[transport],
+                            "received_at": batch.now_ms,
+                            "transport": transport,
+                            "count": len(messages),
+                            "data": journal.pack(messages),
+                        }
+                        for transport, messages in batch.journal.items()
+                    ],
+                )
             for kind, rows in batch.records.items():
                 if rows:
                     inserted = conn.exec_driver_sql(self._insert_new[kind], rows).rowcount

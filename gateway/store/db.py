@@ -20,7 +20,7 @@ def make_engine(url: str, synchronous: str = "full") -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _pragmas(dbapi_conn, _record) -> None:
             cur = dbapi_conn.cursor()
             # WAL: readers never block the writer; busy_timeout: wait, never "database is locked".
             cur.execute("PRAGMA journal_mode=WAL")

@@ -6,8 +6,6 @@ themselves are `FixRecord` there, with the other device records.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
@@ -17,8 +15,8 @@ from gateway.store.columns import epoch_ms
 class Vehicle(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     plate: str = Field(max_length=32)
-    device_id: Optional[str] = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
-    driver: Optional[str] = Field(default=None, max_length=100)  # a person id, or a name
+    device_id: str | None = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
+    driver: str | None = Field(default=None, max_length=100)  # a person id, or a name
     name: str = Field(default="", max_length=200)
     created_at: int = epoch_ms()
     updated_at: int = epoch_ms()
@@ -30,7 +28,7 @@ class TripRow(SQLModel, table=True):
     __tablename__ = "trip"
     __table_args__ = (Index("ix_trip_vehicle_start", "vehicle_id", "start_time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     vehicle_id: str = Field(max_length=64)
     start_time: int = epoch_ms()
     end_time: int = epoch_ms()
@@ -40,10 +38,10 @@ class TripRow(SQLModel, table=True):
     end_lon: float
     distance_km: float
     distance_source: str = Field(max_length=16)
-    max_speed_kmh: Optional[float] = None
-    avg_speed_kmh: Optional[float] = None
+    max_speed_kmh: float | None = None
+    avg_speed_kmh: float | None = None
     point_count: int
-    booking_id: Optional[int] = None
+    booking_id: int | None = None
     flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     computed_at: int = epoch_ms()
 
@@ -51,7 +49,7 @@ class TripRow(SQLModel, table=True):
 class Booking(SQLModel, table=True):
     __table_args__ = (Index("ix_booking_vehicle_start", "vehicle_id", "start_time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     vehicle_id: str = Field(max_length=64)
     person: str = Field(max_length=100)
     start_time: int = epoch_ms()
@@ -72,7 +70,7 @@ class GeofenceEventRow(SQLModel, table=True):
     __tablename__ = "geofence_event"
     __table_args__ = (Index("ix_geofence_event_vehicle_time", "vehicle_id", "time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     vehicle_id: str = Field(max_length=64)
     fence_id: str = Field(max_length=64)
     kind: str = Field(max_length=8)  # enter | exit

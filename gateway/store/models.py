@@ -7,8 +7,6 @@ input that carried it.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -28,21 +26,21 @@ class Device(SQLModel, table=True):
     config: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: int = epoch_ms()
     updated_at: int = epoch_ms()
-    online: Optional[bool] = Field(default=None)
-    last_seen: Optional[int] = epoch_ms(nullable=True)
-    firmware: Optional[str] = Field(default=None, max_length=100)
+    online: bool | None = Field(default=None)
+    last_seen: int | None = epoch_ms(nullable=True)
+    firmware: str | None = Field(default=None, max_length=100)
     events_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     errors_total: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # Salted hash of the device's MQTT password; the secret itself is shown once, at creation.
-    credential_hash: Optional[str] = Field(default=None, max_length=200)
+    credential_hash: str | None = Field(default=None, max_length=200)
     # A secret the protocol needs in clear (OSDP key, JT/T 808 auth code), encrypted with the site key.
-    secret_enc: Optional[str] = Field(default=None, max_length=400)
+    secret_enc: str | None = Field(default=None, max_length=400)
 
 
 class Journal(SQLModel, table=True):
     """Every accepted input, as received: one segment per committed batch (see store/journal.py)."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     received_at: int = epoch_ms()
     transport: str = Field(max_length=16)
     count: int
@@ -52,10 +50,10 @@ class Journal(SQLModel, table=True):
 class DeadLetter(SQLModel, table=True):
     __tablename__ = "dead_letter"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     time: int = epoch_ms()
     source: str = Field(max_length=16)
-    device_id: Optional[str] = Field(default=None, max_length=64, index=True)
+    device_id: str | None = Field(default=None, max_length=64, index=True)
     topic: str = Field(default="", max_length=256)
     reason: str = Field(max_length=64, index=True)
     detail: str = Field(default="", max_length=1000)
@@ -68,19 +66,19 @@ class PunchRecord(SQLModel, table=True):
     # Time-ordered inserts make the time index cheap to keep; attendance reads punches by time range.
     __table_args__ = (Index("ix_punch_device_time", "device_id", "time"), Index("ix_punch_time", "time"))
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     user: str = Field(max_length=64)
-    person_id: Optional[str] = Field(default=None, max_length=64)
+    person_id: str | None = Field(default=None, max_length=64)
     time: int = epoch_ms()
     utc_offset_min: int
     direction: str = Field(max_length=8)
     verify: str = Field(max_length=40)
-    status_code: Optional[int] = None
-    verify_code: Optional[int] = None
-    workcode: Optional[str] = Field(default=None, max_length=32)
-    seq: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    status_code: int | None = None
+    verify_code: int | None = None
+    workcode: str | None = Field(default=None, max_length=32)
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     source: str = Field(max_length=16)
     raw_ref: str = Field(max_length=40)
     stored_at: int = epoch_ms()
@@ -90,7 +88,7 @@ class AccessRecord(SQLModel, table=True):
     __tablename__ = "access_event"
     __table_args__ = (Index("ix_access_door_time", "door", "time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64, index=True)
     door: str = Field(max_length=64)
@@ -98,12 +96,12 @@ class AccessRecord(SQLModel, table=True):
     utc_offset_min: int
     credential_kind: str = Field(max_length=8)
     credential_value: str = Field(max_length=128)
-    credential_bits: Optional[int] = None
-    credential_format: Optional[str] = Field(default=None, max_length=16)
-    facility: Optional[int] = None
-    number: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    person_id: Optional[str] = Field(default=None, max_length=64)
-    visitor_id: Optional[str] = Field(default=None, max_length=64)
+    credential_bits: int | None = None
+    credential_format: str | None = Field(default=None, max_length=16)
+    facility: int | None = None
+    number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    person_id: str | None = Field(default=None, max_length=64)
+    visitor_id: str | None = Field(default=None, max_length=64)
     decision: str = Field(max_length=8)
     reason: str = Field(max_length=32)
     direction: str = Field(max_length=8)
@@ -116,23 +114,23 @@ class FixRecord(SQLModel, table=True):
     __tablename__ = "fix"
     __table_args__ = (Index("ix_fix_device_time", "device_id", "time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
-    vehicle_id: Optional[str] = Field(default=None, max_length=64)
+    vehicle_id: str | None = Field(default=None, max_length=64)
     time: int = epoch_ms()
     utc_offset_min: int
     lat: float
     lon: float
-    speed_kmh: Optional[float] = None
-    heading: Optional[float] = None
-    alt: Optional[float] = None
-    sats: Optional[int] = None
-    hdop: Optional[float] = None
-    ignition: Optional[bool] = None
+    speed_kmh: float | None = None
+    heading: float | None = None
+    alt: float | None = None
+    sats: int | None = None
+    hdop: float | None = None
+    ignition: bool | None = None
     valid: bool = True
     flags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    odometer_km: Optional[float] = None
+    odometer_km: float | None = None
     source: str = Field(max_length=16)
     raw_ref: str = Field(max_length=40)
     stored_at: int = epoch_ms()
@@ -142,11 +140,11 @@ class StatusRecord(SQLModel, table=True):
     __tablename__ = "device_status"
     __table_args__ = (Index("ix_status_device_time", "device_id", "time"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64)
     time: int = epoch_ms()
-    online: Optional[bool] = None
+    online: bool | None = None
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     raw_ref: str = Field(max_length=40)
     stored_at: int = epoch_ms()
@@ -155,7 +153,7 @@ class StatusRecord(SQLModel, table=True):
 class CommandResultRecord(SQLModel, table=True):
     __tablename__ = "command_result"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False, unique=True))
     device_id: str = Field(max_length=64, index=True)
     command_id: str = Field(max_length=64, index=True)
@@ -176,7 +174,7 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
-    revoked_at: Optional[int] = epoch_ms(nullable=True)
+    revoked_at: int | None = epoch_ms(nullable=True)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -184,25 +182,27 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     time: int = epoch_ms()
     actor: str = Field(max_length=100, index=True)
     action: str = Field(max_length=32)
     target_type: str = Field(max_length=32, index=True)
     target_id: str = Field(max_length=100)
-    before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
-    after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Person(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     department: str = Field(default="", max_length=100)
-    platform_user_id: Optional[str] = Field(default=None, max_length=100)
+    platform_user_id: str | None = Field(default=None, max_length=100)
     cards: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    pins: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))  # keyed digests
+    pins: list = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )  # keyed digests
     device_user_ids: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    access: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    access: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: int = epoch_ms()
     updated_at: int = epoch_ms()
 
@@ -218,8 +218,8 @@ class Command(SQLModel, table=True):
     detail: str = Field(default="", max_length=2000)
     created_by: str = Field(max_length=100)
     created_at: int = epoch_ms()
-    sent_at: Optional[int] = epoch_ms(nullable=True)
-    finished_at: Optional[int] = epoch_ms(nullable=True)
+    sent_at: int | None = epoch_ms(nullable=True)
+    finished_at: int | None = epoch_ms(nullable=True)
     timeout_s: int = 30
 
 
@@ -232,7 +232,9 @@ class ShiftRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     start: str = Field(max_length=5)  # "HH:MM"
     end: str = Field(max_length=5)  # "HH:MM"; not after start = crosses midnight
-    rules: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # margins, grace, thresholds, modes
+    rules: dict = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )  # margins, grace, thresholds, modes
     workdays: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     updated_at: int = epoch_ms()
 
@@ -243,7 +245,7 @@ class ShiftAssignment(SQLModel, table=True):
     __tablename__ = "shift_assignment"
     __table_args__ = (Index("ix_assignment_target", "target_type", "target_id", unique=True),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     target_type: str = Field(max_length=16)  # person | department
     target_id: str = Field(max_length=100)
     shift_id: str = Field(max_length=64)
@@ -273,23 +275,23 @@ class Visit(SQLModel, table=True):
     __tablename__ = "visit"
     __table_args__ = (Index("ix_visit_valid_until", "valid_until"), Index("ix_visit_window_end", "window_end"))
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
-    phone: Optional[str] = Field(default=None, max_length=40)
-    company: Optional[str] = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    company: str | None = Field(default=None, max_length=200)
     host_person_id: str = Field(max_length=64, index=True)  # no foreign key: the visit outlives its host's record
     window_start: int = epoch_ms()
     window_end: int = epoch_ms()
     doors: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     credential_kind: str = Field(max_length=8)  # pin | qr | card
-    credential_value: Optional[str] = Field(default=None, max_length=128)  # None once anonymised
+    credential_value: str | None = Field(default=None, max_length=128)  # None once anonymised
     valid_from: int = epoch_ms()  # window_start less the lead time
     valid_until: int = epoch_ms()  # window_end
-    revoked_at: Optional[int] = epoch_ms(nullable=True)
-    checked_in_at: Optional[int] = epoch_ms(nullable=True)
-    checked_out_at: Optional[int] = epoch_ms(nullable=True)
-    checkout_reason: Optional[str] = Field(default=None, max_length=16)  # exit_reader | window_end
-    anonymised_at: Optional[int] = epoch_ms(nullable=True)
+    revoked_at: int | None = epoch_ms(nullable=True)
+    checked_in_at: int | None = epoch_ms(nullable=True)
+    checked_out_at: int | None = epoch_ms(nullable=True)
+    checkout_reason: str | None = Field(default=None, max_length=16)  # exit_reader | window_end
+    anonymised_at: int | None = epoch_ms(nullable=True)
     created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
 
@@ -299,9 +301,9 @@ class VisitorBlock(SQLModel, table=True):
 
     __tablename__ = "visitor_blocklist"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
-    name: Optional[str] = Field(default=None, max_length=200)
-    phone: Optional[str] = Field(default=None, max_length=40)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
     reason: str = Field(default="", max_length=500)
     created_at: int = epoch_ms()
     created_by: str = Field(max_length=100)
@@ -312,7 +314,7 @@ class VisitNotification(SQLModel, table=True):
 
     __tablename__ = "visit_notification"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     visit_id: int = Field(index=True)
     host_person_id: str = Field(max_length=64)
     time: int = epoch_ms()
@@ -344,15 +346,15 @@ class OutboxEntry(SQLModel, table=True):
         Index("ix_outbox_sink_state_id", "sink", "state", "id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     sink: str = Field(max_length=16)
     record_type: str = Field(max_length=24)
     record_key: str = Field(max_length=80)
     order_key: str = Field(default="", max_length=140)  # records of one person or vehicle go in order
-    payload: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: read at send time
+    payload: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # None: read at send time
     state: str = Field(default="pending", max_length=12)
     attempts: int = 0
     next_attempt: int = epoch_ms(server_default="0")
     last_error: str = Field(default="", max_length=1000)
     created_at: int = epoch_ms()
-    delivered_at: Optional[int] = epoch_ms(nullable=True)
+    delivered_at: int | None = epoch_ms(nullable=True)

@@ -67,7 +67,9 @@ def device_role(device_id: str) -> str:
 
 
 class DynsecAuth:
-    def __init__(self, publish: Any, gateway_username: str, timeout: float = 5.0, north_prefix: str = "platform") -> None:
+    def __init__(
+        self, publish: Any, gateway_username: str, timeout: float = 5.0, north_prefix: str = "platform"
+    ) -> None:
         self._publish = publish  # (topic, payload) -> None, through the gateway's own MQTT client
         self._gateway_username = gateway_username
         self._north_prefix = north_prefix  # where the MQTT uplink publishes records
@@ -104,11 +106,11 @@ class DynsecAuth:
             events.append((correlation, command["command"], entry))
         try:
             self._publish(CONTROL, orjson.dumps({"commands": commands}))
-            for correlation, name, (event, result) in events:
+            for _correlation, name, (event, result) in events:
                 if not event.wait(self._timeout):
                     raise BrokerAuthError(
                         f"the broker did not answer {name}: is mosquitto's dynamic security plugin loaded and "
-                        f"the gateway's login its admin? (or set mqtt.device_auth = \"off\")"
+                        f'the gateway\'s login its admin? (or set mqtt.device_auth = "off")'
                     )
                 error = result[0].get("error")
                 if error and not any(t in error for t in tolerate):
@@ -122,47 +124,78 @@ class DynsecAuth:
 
     def ensure_gateway_role(self) -> None:
         """Let the gateway publish commands to devices and records to the platform (dynsec's admin role cannot)."""
-        self._call([
-            {"command": "createRole", "rolename": GATEWAY_ROLE, "acls": [
-                {"acltype": "publishClientSend", "topic": "devices/+/commands", "allow": True},
-            ]},
-            {"command": "addClientRole", "username": self._gateway_username, "rolename": GATEWAY_ROLE},
-        ], tolerate=("already exists", "already has"))  # fmt: skip
+        self._call(
+            [
+                {
+                    "command": "createRole",
+                    "rolename": GATEWAY_ROLE,
+                    "acls": [
+                        {"acltype": "publishClientSend", "topic": "devices/+/commands", "allow": True},
+                    ],
+                },
+                {"command": "addClientRole", "username": self._gateway_username, "rolename": GATEWAY_ROLE},
+            ],
+            tolerate=("already exists", "already has"),
+        )
         self._add_acls(GATEWAY_ROLE, (f"{self._north_prefix}/#",))
 
     def _add_acls(self, role: str, topics: tuple[str, ...]) -> None:
         """Publish rights on `topics`, also for a role made by an earlier run (creating it again changes nothing)."""
         for topic in topics:
-            self._call([{"command": "addRoleACL", "rolename": role, "acltype": "publishClientSend", "topic": topic,
-                         "allow": True}], tolerate=("already",))  # fmt: skip
+            self._call(
+                [
+                    {
+                        "command": "addRoleACL",
+                        "rolename": role,
+                        "acltype": "publishClientSend",
+                        "topic": topic,
+                        "allow": True,
+                    }
+                ],
+                tolerate=("already",),
+            )
 
     # -- devices --------------------------------------------------------------
 
     def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None:
         """A login for the device; it may publish under devices/<id>/ and on `topics` (an OwnTracks phone's own)."""
         role = device_role(device_id)
-        self._call([
-            {"command": "createRole", "rolename": role, "acls": [
-                {"acltype": "publishClientSend", "topic": f"devices/{device_id}/#", "allow": True},
-                {"acltype": "subscribePattern", "topic": f"devices/{device_id}/commands", "allow": True},
-            ]},
-        ], tolerate=("already exists",))  # fmt: skip
+        self._call(
+            [
+                {
+                    "command": "createRole",
+                    "rolename": role,
+                    "acls": [
+                        {"acltype": "publishClientSend", "topic": f"devices/{device_id}/#", "allow": True},
+                        {"acltype": "subscribePattern", "topic": f"devices/{device_id}/commands", "allow": True},
+                    ],
+                },
+            ],
+            tolerate=("already exists",),
+        )
         self._add_acls(role, topics)
         self._call([{"command": "deleteClient", "username": device_id}], tolerate=("not found",))
-        self._call([
-            {"command": "createClient", "username": device_id, "password": password, "roles": [{"rolename": role}]},
-        ])  # fmt: skip
+        self._call(
+            [
+                {"command": "createClient", "username": device_id, "password": password, "roles": [{"rolename": role}]},
+            ]
+        )
 
     def set_password(self, device_id: str, password: str) -> None:
         # Disabling drops the live connection, so the old password stops working at once.
-        self._call([
-            {"command": "setClientPassword", "username": device_id, "password": password},
-            {"command": "disableClient", "username": device_id},
-            {"command": "enableClient", "username": device_id},
-        ])  # fmt: skip
+        self._call(
+            [
+                {"command": "setClientPassword", "username": device_id, "password": password},
+                {"command": "disableClient", "username": device_id},
+                {"command": "enableClient", "username": device_id},
+            ]
+        )
 
     def remove_device(self, device_id: str) -> None:
-        self._call([
-            {"command": "deleteClient", "username": device_id},
-            {"command": "deleteRole", "rolename": device_role(device_id)},
-        ], tolerate=("not found",))  # fmt: skip
+        self._call(
+            [
+                {"command": "deleteClient", "username": device_id},
+                {"command": "deleteRole", "rolename": device_role(device_id)},
+            ],
+            tolerate=("not found",),
+        )

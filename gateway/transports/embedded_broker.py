@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import amqtt.broker as amqtt_broker
 from amqtt.broker import Broker
@@ -26,7 +27,7 @@ from amqtt.contexts import Action
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
-from gateway.metrics import Metrics
+from gateway.core.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue, LoopAcker, submit
 
 log = logging.getLogger(__name__)

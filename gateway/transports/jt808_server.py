@@ -15,11 +15,11 @@ import hmac
 import logging
 from typing import Any
 
+from gateway.core.metrics import Metrics
 from gateway.devices import jt808
 from gateway.devices.errors import DecodeError
-from gateway.metrics import Metrics
+from gateway.management.registry import DeviceInfo, Registry
 from gateway.pipeline.queue import Inbound, IngestQueue, LoopAcker, submit
-from gateway.registry import DeviceInfo, Registry
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,18 @@ READ_SIZE = 4096
 
 
 class Jt808Server:
-    def __init__(self, listen: str, queue: IngestQueue, registry: Registry, metrics: Metrics, *,
-                 auth_code: Any, heartbeat: Any, accept_bad_checksum: bool = True,
-                 idle_timeout: float = 180.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        listen: str,
+        queue: IngestQueue,
+        registry: Registry,
+        metrics: Metrics,
+        *,
+        auth_code: Any,
+        heartbeat: Any,
+        accept_bad_checksum: bool = True,
+        idle_timeout: float = 180.0,
+    ) -> None:
         """`auth_code(device_id) -> str | None` and `heartbeat(device_id)` are blocking (run in threads)."""
         host, _, port = listen.rpartition(":")
         self.host, self.port = host.strip("[]") or "0.0.0.0", int(port)
@@ -83,7 +92,7 @@ class Jt808Server:
         while True:
             try:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("JT/T 808 %s silent for %.0f s: closed", session.name, self.idle_timeout)
                 return
             if not data:
@@ -138,8 +147,7 @@ class Jt808Server:
             return jt808.general_response(frame, session.serial, jt808.OK if stored else jt808.FAILED)
         return jt808.general_response(frame, session.serial, jt808.UNSUPPORTED)
 
-    async def _authenticate(self, frame: jt808.Frame, device: DeviceInfo, content: bytes,
-                            session: _Session) -> bytes:  # fmt: skip
+    async def _authenticate(self, frame: jt808.Frame, device: DeviceInfo, content: bytes, session: _Session) -> bytes:
         try:
             presented = jt808.parse_auth(frame.body, frame.version)
         except DecodeError as exc:
@@ -161,14 +169,23 @@ class Jt808Server:
             return False
         try:
             return await asyncio.wait_for(item.token, COMMIT_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
-    async def _dead(self, content: bytes, device: DeviceInfo | None, reason: str, detail: str,
-                    session: _Session) -> None:  # fmt: skip
+    async def _dead(
+        self, content: bytes, device: DeviceInfo | None, reason: str, detail: str, session: _Session
+    ) -> None:
         log.debug("JT/T 808 %s: %s (%s)", session.name, reason, detail)
-        await self._commit(Inbound("tcp", CHANNEL, content, device.id if device else None, reject=reason,
-                                   sender=f"{session.peer} {detail}"[:200]))  # fmt: skip
+        await self._commit(
+            Inbound(
+                "tcp",
+                CHANNEL,
+                content,
+                device.id if device else None,
+                reject=reason,
+                sender=f"{session.peer} {detail}"[:200],
+            )
+        )
 
 
 class _Session:

@@ -15,27 +15,32 @@ import asyncio
 import logging
 import ssl
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.config import Mqtt
-from gateway.metrics import Metrics
+from gateway.config import MqttSettings
+from gateway.core.metrics import Metrics
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.transports.paho_buffered import BufferedClient
 
 log = logging.getLogger(__name__)
 
 DEVICE_TOPICS = [
-    "devices/+/events", "devices/+/attlog", "devices/+/status", "devices/+/commands/result", "owntracks/+/+",
-]  # fmt: skip
+    "devices/+/events",
+    "devices/+/attlog",
+    "devices/+/status",
+    "devices/+/commands/result",
+    "owntracks/+/+",
+]
 
 
 class MqttTransport:
-    def __init__(self, settings: Mqtt, queue: IngestQueue, metrics: Metrics) -> None:
+    def __init__(self, settings: MqttSettings, queue: IngestQueue, metrics: Metrics) -> None:
         self.settings = settings
         self.queue = queue
         self.metrics = metrics
@@ -75,9 +80,7 @@ class MqttTransport:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry
         props.ReceiveMaximum = self.settings.receive_maximum
-        self.client.connect_async(
-            host, port, keepalive=self.settings.keepalive, clean_start=False, properties=props
-        )
+        self.client.connect_async(host, port, keepalive=self.settings.keepalive, clean_start=False, properties=props)
         self.client.loop_start()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 

@@ -37,7 +37,7 @@ from typing import Any, Self
 import osdp
 import serial
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from gateway.devices import osdp_commands as door_commands
 from gateway.transports.osdp_readers import LineReaders
 from gateway.transports.osdp_submissions import Submission
@@ -96,9 +96,13 @@ class OsdpLine:
         self.osdp_log_level = default_osdp_log_level(liblog) if osdp_log_level is None else osdp_log_level
         self._state_lock = threading.Lock()
         self._readers = LineReaders(
-            port, readers, retry_max=retry_max, state_lock=self._state_lock,
-            on_event=self._reader_event, on_change=self._reader_changed,
-        )  # fmt: skip
+            port,
+            readers,
+            retry_max=retry_max,
+            state_lock=self._state_lock,
+            on_event=self._reader_event,
+            on_change=self._reader_changed,
+        )
         self.addresses = self._readers.addresses
 
         self.connected = threading.Event()
@@ -173,9 +177,13 @@ class OsdpLine:
     def stats(self) -> dict:
         """Counters and rates (over the last second) of the refresh loop and the wire."""
         return {
-            "port": self.port, "connected": self.connected.is_set(), "opens": self.opens,
-            "refreshes": self.refreshes, "tx_packets": self.tx_packets, **self._rate,
-        }  # fmt: skip
+            "port": self.port,
+            "connected": self.connected.is_set(),
+            "opens": self.opens,
+            "refreshes": self.refreshes,
+            "tx_packets": self.tx_packets,
+            **self._rate,
+        }
 
     def wait_secure(self, address: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import osdp
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from gateway.transports.osdp_submissions import PendingCommands
 
 # The line's own logger name: its logs are configured and read under one name.
@@ -79,12 +79,20 @@ class ReaderLink:
         else:
             reason = "no response"
         return {
-            "address": self.address, "port": port, "online": self.online, "secure": self.secure,
-            "installing": self.installing, "reason": reason, "sc_failures": self.sc_failures,
-            "last_error": self.last_error, "events": self.events, "dropped_insecure": self.dropped_insecure,
-            "commands_ok": self.commands.ok, "commands_failed": self.commands.failed,
+            "address": self.address,
+            "port": port,
+            "online": self.online,
+            "secure": self.secure,
+            "installing": self.installing,
+            "reason": reason,
+            "sc_failures": self.sc_failures,
+            "last_error": self.last_error,
+            "events": self.events,
+            "dropped_insecure": self.dropped_insecure,
+            "commands_ok": self.commands.ok,
+            "commands_failed": self.commands.failed,
             "since": self.since,
-        }  # fmt: skip
+        }
 
 
 class LineReaders:
@@ -170,8 +178,10 @@ class LineReaders:
         r.install_deadline = now + window
         log.warning(
             "OSDP reader %d on %s: install window open for %.0f s (a reader without a key may take it over SCBK-D)",
-            r.address, self.port, window,
-        )  # fmt: skip
+            r.address,
+            self.port,
+            window,
+        )
         self._on_change(r.address)
 
     def request_install(self, cp: osdp.ControlPanel | None, address: int, now: float, window: float) -> None:

@@ -78,7 +78,7 @@ class PendingCommands:
     def complete(self, address: int, command: dict, status: int) -> None:
         """libosdp's completion report for one of this reader's commands."""
         cmd_id = command.get("command") if isinstance(command, dict) else None
-        for i, (pending_id, submission, required) in enumerate(self._queue):
+        for i, (pending_id, submission, required) in enumerate(self._queue):  # noqa: B007 (used after the break)
             if pending_id == cmd_id:
                 del self._queue[i]
                 break

@@ -32,9 +32,15 @@ _LOG_LINE = re.compile(
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _PY_LEVEL = {
-    "EMERG": logging.CRITICAL, "ALERT": logging.CRITICAL, "CRIT": logging.CRITICAL, "ERROR": logging.ERROR,
-    "WARN": logging.WARNING, "NOTICE": logging.INFO, "INFO": logging.INFO, "DEBUG": logging.DEBUG,
-}  # fmt: skip
+    "EMERG": logging.CRITICAL,
+    "ALERT": logging.CRITICAL,
+    "CRIT": logging.CRITICAL,
+    "ERROR": logging.ERROR,
+    "WARN": logging.WARNING,
+    "NOTICE": logging.INFO,
+    "INFO": logging.INFO,
+    "DEBUG": logging.DEBUG,
+}
 _KEEP_ALIVE: list[Any] = []  # C keeps pointers to these callbacks for the life of the process
 
 
@@ -83,7 +89,7 @@ class LibosdpLog:
                     self.sink(m["name"], _PY_LEVEL.get(m["level"], logging.INFO), m["msg"])
                 else:
                     self.sink("", logging.INFO, text)
-        except Exception:  # noqa: BLE001, S110 - a callback from C must never raise
+        except Exception:
             pass
         return 0
 
@@ -137,7 +143,7 @@ class SerialChannel(osdp.Channel):
             if not waiting:
                 return b""
             data = self.port.read(min(waiting, max_bytes))
-        except Exception as exc:  # noqa: BLE001 - SerialException, OSError, termios.error: never into C
+        except Exception as exc:
             self.error = exc
             return b""
         self.rx_bytes += len(data)
@@ -150,7 +156,7 @@ class SerialChannel(osdp.Channel):
             n = self.port.write(buf)
         except serial.SerialTimeoutException:
             return 0
-        except Exception as exc:  # noqa: BLE001 - never raise into C
+        except Exception as exc:
             self.error = exc
             return 0
         n = len(buf) if n is None else n
@@ -165,5 +171,5 @@ class SerialChannel(osdp.Channel):
             return
         try:
             self.port.reset_input_buffer()
-        except Exception as exc:  # noqa: BLE001 - termios.error is not an OSError
+        except Exception as exc:
             self.error = exc

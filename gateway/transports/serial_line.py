@@ -14,7 +14,7 @@ import threading
 
 import serial
 
-from gateway.backoff import Backoff
+from gateway.core.backoff import Backoff
 from gateway.pipeline.queue import Inbound, IngestQueue
 
 log = logging.getLogger(__name__)

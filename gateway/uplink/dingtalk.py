@@ -114,14 +114,17 @@ class DingTalkSink:
     token_refreshes = property(lambda self: self._token_refreshes, doc="tokens fetched")
     last_error = property(lambda self: self._last_error, doc="detail of the latest failure, '' if none yet")
 
-    def __init__(self, base_url: str, app_key: str, app_secret: str, rate: float = 20.0,
-                 timeout_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self, base_url: str, app_key: str, app_secret: str, rate: float = 20.0, timeout_s: float = 10.0
+    ) -> None:
         self._app_key, self._app_secret = app_key, app_secret
         self._base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self._base_url, timeout=timeout_s, headers=JSON_HEADERS,
+            base_url=self._base_url,
+            timeout=timeout_s,
+            headers=JSON_HEADERS,
             limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-        )  # fmt: skip
+        )
         self._limiter = RateLimiter(rate)
         self._in_flight = asyncio.Semaphore(CONNECTIONS)
         self._token: str | None = None
@@ -153,8 +156,11 @@ class DingTalkSink:
         """
         try:
             userid, at_ms, zone = record["userid"], int(record["user_check_time"]), ZoneInfo(tz)
-            body = {"userIds": [userid], "checkDateFrom": _org_time(at_ms / 1000 - LIST_WINDOW_S, zone),
-                    "checkDateTo": _org_time(at_ms / 1000 + LIST_WINDOW_S, zone)}  # fmt: skip
+            body = {
+                "userIds": [userid],
+                "checkDateFrom": _org_time(at_ms / 1000 - LIST_WINDOW_S, zone),
+                "checkDateTo": _org_time(at_ms / 1000 + LIST_WINDOW_S, zone),
+            }
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # ZoneInfoNotFoundError is a KeyError
             self._last_error = f"listRecord: cannot ask for this record: {exc!r}"
             return None
@@ -168,10 +174,12 @@ class DingTalkSink:
             return None
         device = record.get("device_id")
         return any(
-            isinstance(row, dict) and row.get("userId") == userid and row.get("userCheckTime") == at_ms
+            isinstance(row, dict)
+            and row.get("userId") == userid
+            and row.get("userCheckTime") == at_ms
             and (device is None or row.get("deviceId") == device)
             for row in answer["recordresult"]
-        )  # fmt: skip
+        )
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -218,8 +226,9 @@ class DingTalkSink:
             wait = float(wait) if isinstance(wait, (int, float)) and wait > 0 else THROTTLE_WAIT
             self._throttle(wait, f"throttled: IP-level limit, wait {wait:g} s", False)
         if not isinstance(answer.get("errcode"), int):
-            raise _Stop(Outcome.retry(f"HTTP {status}: answer without errcode: {str(answer)[:200]}",
-                                      maybe_delivered=maybe))  # fmt: skip
+            raise _Stop(
+                Outcome.retry(f"HTTP {status}: answer without errcode: {str(answer)[:200]}", maybe_delivered=maybe)
+            )
         return answer
 
     def _throttle(self, wait: float, detail: str, maybe_delivered: bool) -> NoReturn:

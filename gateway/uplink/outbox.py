@@ -7,12 +7,12 @@ recomputed trip or a second enqueue never delivers a record twice.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from gateway.core.timeutil import now_ms
 from gateway.store.models import OutboxEntry
 
 # What a record type is keyed and ordered by, for the sinks' readers.
@@ -32,17 +32,19 @@ class Outbox:
     def wants(self, record_type: str) -> bool:
         return record_type in self.sinks_for
 
-    def enqueue(self, conn: Connection, record_type: str,
-                entries: Iterable[tuple[str, str, dict[str, Any] | None]]) -> None:  # fmt: skip
+    def enqueue(
+        self, conn: Connection, record_type: str, entries: Iterable[tuple[str, str, dict[str, Any] | None]]
+    ) -> None:
         """Inside the caller's transaction: (record key, order key, payload or None = read at send time)."""
         sinks = self.sinks_for.get(record_type)
         if not sinks:
             return
-        now = int(time.time() * 1000)
+        now = now_ms()
         rows = [
             (sink, record_type, key, order, _json(payload), "pending", 0, now, "", now)
-            for key, order, payload in entries for sink in sinks
-        ]  # fmt: skip
+            for key, order, payload in entries
+            for sink in sinks
+        ]
         if rows:
             conn.exec_driver_sql(self._insert, rows)
 
@@ -56,10 +58,19 @@ def _json(payload: dict[str, Any] | None) -> str | None:
 def _insert_or_ignore(engine: Engine) -> str:
     quote = engine.dialect.identifier_preparer.quote
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    columns = ("sink", "record_type", "record_key", "order_key", "payload", "state", "attempts", "next_attempt",
-               "last_error", "created_at")  # fmt: skip
+    columns = (
+        "sink",
+        "record_type",
+        "record_key",
+        "order_key",
+        "payload",
+        "state",
+        "attempts",
+        "next_attempt",
+        "last_error",
+        "created_at",
+    )
     names = ", ".join(quote(c) for c in columns)
     marks = ", ".join(mark for _ in columns)
     table = quote(OutboxEntry.__tablename__)
-    return (f"INSERT INTO {table} ({names}) VALUES ({marks}) "
-            f"ON CONFLICT (sink, record_type, record_key) DO NOTHING")  # fmt: skip
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (sink, record_type, record_key) DO NOTHING"

@@ -8,8 +8,13 @@ from typing import Literal
 import httpx
 
 # Raised before any byte of the request could reach the other end, so nothing can have been stored.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
-            httpx.LocalProtocolError)  # fmt: skip
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
 
 
 @dataclass(frozen=True, slots=True)

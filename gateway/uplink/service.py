@@ -16,13 +16,13 @@ import orjson
 from sqlalchemy import Engine, and_, delete, func, select, update
 
 from gateway.api.access import shape_access
-from gateway.asyncutil import cancel_and_wait
 from gateway.api.records import shape_punch
 from gateway.config import Settings
-from gateway.metrics import Metrics
+from gateway.core.asyncutil import cancel_and_wait
+from gateway.core.metrics import Metrics
+from gateway.core.timeutil import iso_utc
 from gateway.pipeline.queue import IngestQueue
 from gateway.store.models import AccessRecord, Device, OutboxEntry, Person, PunchRecord
-from gateway.timeutil import iso_utc
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.result import Outcome
 from gateway.uplink.worker import Entry, SinkWorker, backlog
@@ -62,8 +62,15 @@ class MqttNorthSink:
 
 
 class Uplink:
-    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics, outbox: Outbox, queue: IngestQueue,
-                 mqtt_publish: Publish | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        metrics: Metrics,
+        outbox: Outbox,
+        queue: IngestQueue,
+        mqtt_publish: Publish | None = None,
+    ) -> None:
         self.engine = engine
         self.queue = queue
         self.settings = settings
@@ -75,16 +82,26 @@ class Uplink:
         if u.dingtalk.enabled:
             from gateway.uplink.dingtalk import DingTalkSink
 
-            sink: Any = DingTalkSink(u.dingtalk.base_url, u.dingtalk.app_key, u.dingtalk.app_secret.get_secret_value(),
-                                     u.dingtalk.rate, u.dingtalk.timeout_s)  # fmt: skip
+            sink: Any = DingTalkSink(
+                u.dingtalk.base_url,
+                u.dingtalk.app_key,
+                u.dingtalk.app_secret.get_secret_value(),
+                u.dingtalk.rate,
+                u.dingtalk.timeout_s,
+            )
             org_zone = settings.site.timezone
-            self.workers["dingtalk"] = SinkWorker(engine, _OneByOne(sink, org_zone), self.resolve, metrics, u.retry_max_s)
+            self.workers["dingtalk"] = SinkWorker(
+                engine, _OneByOne(sink, org_zone), self.resolve, metrics, u.retry_max_s
+            )
         if u.webhook.enabled:
             from gateway.uplink.webhook import WebhookSink
 
-            sink = WebhookSink(u.webhook.url, u.webhook.secret.get_secret_value(), settings.site.id, u.webhook.timeout_s)
-            self.workers["webhook"] = SinkWorker(engine, _Batches(sink, u.webhook.batch_size), self.resolve, metrics,
-                                                  u.retry_max_s)
+            sink = WebhookSink(
+                u.webhook.url, u.webhook.secret.get_secret_value(), settings.site.id, u.webhook.timeout_s
+            )
+            self.workers["webhook"] = SinkWorker(
+                engine, _Batches(sink, u.webhook.batch_size), self.resolve, metrics, u.retry_max_s
+            )
         if u.mqtt.enabled and mqtt_publish is not None:
             north = MqttNorthSink(mqtt_publish, settings.site.id, u.mqtt.topic_prefix)
             self.workers["mqtt"] = SinkWorker(engine, north, self.resolve, metrics, u.retry_max_s)
@@ -95,7 +112,9 @@ class Uplink:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._tasks = [asyncio.create_task(worker.run(), name=f"uplink {name}") for name, worker in self.workers.items()]
+        self._tasks = [
+            asyncio.create_task(worker.run(), name=f"uplink {name}") for name, worker in self.workers.items()
+        ]
         if self.workers:
             self._tasks.append(asyncio.create_task(self._monitor(), name="uplink monitor"))
 
@@ -129,7 +148,7 @@ class Uplink:
                     .outerjoin(Person, Person.id == punch_table.c.person_id)
                     .outerjoin(Device, Device.id == punch_table.c.device_id)
                     .where(punch_table.c.key.in_([bytes.fromhex(k) for k in punches]))
-                ).all()  # fmt: skip
+                ).all()
                 for punch in rows:
                     entry = punches[punch.key.hex()]
                     out[entry.id] = self._punch(sink, entry, punch, punch.platform_user_id, punch.device_name)
@@ -152,8 +171,12 @@ class Uplink:
             return Outcome("park", f"unknown_user: user {punch.user!r} of {punch.device_id} is no known person")
         if not platform_id:
             return Outcome("park", f"unknown_user: person {punch.person_id!r} has no platform_user_id")
-        return {"userid": platform_id, "device_name": device_name or punch.device_id, "device_id": punch.device_id,
-                "user_check_time": punch.time}  # fmt: skip
+        return {
+            "userid": platform_id,
+            "device_name": device_name or punch.device_id,
+            "device_id": punch.device_id,
+            "user_check_time": punch.time,
+        }
 
     # -- status, parked records ----------------------------------------------------------
 
@@ -161,33 +184,55 @@ class Uplink:
         counts = backlog(self.engine)
         t = OutboxEntry.__table__.c
         with self.engine.connect() as conn:
-            delivered = dict(conn.execute(select(t.sink, func.count()).where(t.state == "delivered").group_by(t.sink)).all())
+            delivered = dict(
+                conn.execute(select(t.sink, func.count()).where(t.state == "delivered").group_by(t.sink)).all()
+            )
         out = []
         for name, worker in self.workers.items():
             states = counts.get(name, {})
-            out.append({
-                "sink": name, "backlog": states.get("pending", 0) + states.get("sending", 0),
-                "delivered": delivered.get(name, 0), "parked": states.get("parked", 0), "failed": worker.failed,
-                "last_error": worker.last_error or None, "rate": round(worker.rate(), 2),
-                "refusing_input": self.refusing,
-            })  # fmt: skip
+            out.append(
+                {
+                    "sink": name,
+                    "backlog": states.get("pending", 0) + states.get("sending", 0),
+                    "delivered": delivered.get(name, 0),
+                    "parked": states.get("parked", 0),
+                    "failed": worker.failed,
+                    "last_error": worker.last_error or None,
+                    "rate": round(worker.rate(), 2),
+                    "refusing_input": self.refusing,
+                }
+            )
         return out
 
     def parked(self, limit: int = 100, after_id: int = 0) -> list[dict[str, Any]]:
         t = OutboxEntry.__table__.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(OutboxEntry.__table__).where(t.state == "parked", t.id > after_id)
-                                .order_by(t.id).limit(limit)).all()  # fmt: skip
-        return [{"id": r.id, "sink": r.sink, "record_type": r.record_type, "record_key": r.record_key,
-                 "reason": r.last_error, "attempts": r.attempts, "time_ms": r.created_at,
-                 "time": iso_utc(r.created_at)} for r in rows]  # fmt: skip
+            rows = conn.execute(
+                select(OutboxEntry.__table__).where(t.state == "parked", t.id > after_id).order_by(t.id).limit(limit)
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "sink": r.sink,
+                "record_type": r.record_type,
+                "record_key": r.record_key,
+                "reason": r.last_error,
+                "attempts": r.attempts,
+                "time_ms": r.created_at,
+                "time": iso_utc(r.created_at),
+            }
+            for r in rows
+        ]
 
     def retry(self, entry_id: int) -> bool:
         """A parked record goes back in line (after its data was fixed)."""
         t = OutboxEntry.__table__.c
         with self.engine.begin() as conn:
-            changed = conn.execute(update(OutboxEntry.__table__).where(t.id == entry_id, t.state == "parked")
-                                   .values(state="pending", next_attempt=0, attempts=0)).rowcount  # fmt: skip
+            changed = conn.execute(
+                update(OutboxEntry.__table__)
+                .where(t.id == entry_id, t.state == "parked")
+                .values(state="pending", next_attempt=0, attempts=0)
+            ).rowcount
             sink = conn.execute(select(t.sink).where(t.id == entry_id)).scalar()
         worker = self.workers.get(sink or "")
         if changed and worker is not None and self._loop is not None:
@@ -222,14 +267,21 @@ class Uplink:
             self.refusing = worst >= limit or (was and worst >= limit * REFUSE_RESUME)
             self.queue.refusing = self.refusing
             if self.refusing != was:
-                log.error("uplink backlog %s the limit (%d): %s new device input", "over" if self.refusing else
-                          "back under", limit, "refusing" if self.refusing else "taking")  # fmt: skip
+                log.error(
+                    "uplink backlog %s the limit (%d): %s new device input",
+                    "over" if self.refusing else "back under",
+                    limit,
+                    "refusing" if self.refusing else "taking",
+                )
 
     def _drop_oldest(self, sink: str, count: int) -> None:
         t = OutboxEntry.__table__.c
         with self.engine.begin() as conn:
-            ids = conn.execute(select(t.id).where(and_(t.sink == sink, t.state == "pending"))
-                               .order_by(t.id).limit(count)).scalars().all()  # fmt: skip
+            ids = (
+                conn.execute(select(t.id).where(and_(t.sink == sink, t.state == "pending")).order_by(t.id).limit(count))
+                .scalars()
+                .all()
+            )
             conn.execute(delete(OutboxEntry).where(t.id.in_(ids)))
         self.metrics.uplink_dropped.labels(sink).inc(len(ids))
         log.error("uplink %s: backlog over its limit, dropped the %d oldest records unsent", sink, len(ids))

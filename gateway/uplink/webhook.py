@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from typing import Any
 
 import httpx
 import orjson
 
+from gateway.core.timeutil import now_ms
 from gateway.uplink.result import Outcome, no_answer
 
 REASON_LIMIT = 500  # parked reasons end up in the dashboard; a whole error page would not help there
@@ -73,7 +73,7 @@ class WebhookSink:
             return []
         entries = [{"type": r["type"], "idempotency_key": r["idempotency_key"], "record": r["record"]} for r in records]
         body = orjson.dumps({"site": self.site, "records": entries})
-        timestamp = int(time.time() * 1000)
+        timestamp = now_ms()
         headers = {
             "Content-Type": "application/json",
             "X-Gateway-Timestamp": str(timestamp),

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, bindparam, func, select, update
 
-from gateway.metrics import Metrics
+from gateway.core.metrics import Metrics
+from gateway.core.timeutil import now_ms
 from gateway.store.models import OutboxEntry
 from gateway.uplink.result import Outcome
 
@@ -90,12 +91,12 @@ class SinkWorker:
                 self.wake.clear()
                 try:
                     await asyncio.wait_for(self.wake.wait(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def round(self) -> bool:
         """Send what is due; False when there was nothing to do."""
-        entries = await asyncio.to_thread(self._due, int(time.time() * 1000))
+        entries = await asyncio.to_thread(self._due, now_ms())
         if not entries:
             return False
         unsure = [e for e in entries if e.state == "sending"]
@@ -114,7 +115,9 @@ class SinkWorker:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.id, t.record_type, t.record_key, t.order_key, t.payload, t.state, t.attempts, t.next_attempt)
-                .where(and_(t.sink == self.name, t.state.in_(("pending", "sending")))).order_by(t.id).limit(FETCH)
+                .where(and_(t.sink == self.name, t.state.in_(("pending", "sending"))))
+                .order_by(t.id)
+                .limit(FETCH)
             ).all()
         held: set[str] = set()  # keys with an earlier entry still waiting: later ones wait behind it
         due: list[Entry] = []
@@ -136,7 +139,7 @@ class SinkWorker:
 
     def _settle(self, results: list[tuple[Entry, Outcome]], unsent: list[Entry] = ()) -> None:
         """Write each entry's outcome, and put `unsent` entries back in line; all in one commit."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         t = OutboxEntry.__table__.c
         delivered = [{"eid": e.id} for e, o in results if o.status == "delivered"]
         parked = [{"eid": e.id, "err": o.detail[:1000]} for e, o in results if o.status == "park"]
@@ -152,15 +155,29 @@ class SinkWorker:
             if unsent:
                 conn.execute(update(table).where(t.id.in_([e.id for e in unsent])).values(state="pending"))
             if delivered:
-                conn.execute(update(table).where(t.id == bindparam("eid"))
-                             .values(state="delivered", delivered_at=now, last_error=""), delivered)  # fmt: skip
+                conn.execute(
+                    update(table)
+                    .where(t.id == bindparam("eid"))
+                    .values(state="delivered", delivered_at=now, last_error=""),
+                    delivered,
+                )
             if parked:
-                conn.execute(update(table).where(t.id == bindparam("eid"))
-                             .values(state="parked", last_error=bindparam("err")), parked)  # fmt: skip
+                conn.execute(
+                    update(table).where(t.id == bindparam("eid")).values(state="parked", last_error=bindparam("err")),
+                    parked,
+                )
             if retry:
-                conn.execute(update(table).where(t.id == bindparam("eid")).values(
-                    state=bindparam("st"), attempts=t.attempts + 1, next_attempt=bindparam("at"),
-                    last_error=bindparam("err")), retry)  # fmt: skip
+                conn.execute(
+                    update(table)
+                    .where(t.id == bindparam("eid"))
+                    .values(
+                        state=bindparam("st"),
+                        attempts=t.attempts + 1,
+                        next_attempt=bindparam("at"),
+                        last_error=bindparam("err"),
+                    ),
+                    retry,
+                )
         stamp = time.monotonic()
         self._sent_times += [stamp] * len(delivered)
         if delivered:
@@ -247,8 +264,12 @@ class SinkWorker:
             elif known is False:
                 resend.append(entry)
             else:
-                results.append((entry, Outcome("retry", "could not check a lost answer yet", UNSURE_RECHECK_S,
-                                               maybe_delivered=True)))  # fmt: skip
+                results.append(
+                    (
+                        entry,
+                        Outcome("retry", "could not check a lost answer yet", UNSURE_RECHECK_S, maybe_delivered=True),
+                    )
+                )
         if results:
             await asyncio.to_thread(self._settle, results)
         if resend:

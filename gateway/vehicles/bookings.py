@@ -46,8 +46,9 @@ def match_bookings(
     booking), otherwise "no_trip" once its end is at or before ``now_ms``, else "pending".
     ``vehicle_id``, when given, ignores other vehicles' bookings.
     """
-    chosen = sorted((b for b in bookings if vehicle_id is None or b.vehicle_id == vehicle_id),
-                    key=lambda b: (b.start_ms, b.id))  # fmt: skip
+    chosen = sorted(
+        (b for b in bookings if vehicle_id is None or b.vehicle_id == vehicle_id), key=lambda b: (b.start_ms, b.id)
+    )
     starts = [b.start_ms for b in chosen]
     overlapped = [False] * len(chosen)
     matched: dict[str, list[int]] = {b.id: [] for b in chosen}

@@ -59,8 +59,10 @@ def trips_to_gpx(
     """
     if trip_names is not None and len(trip_names) != len(trips):
         raise ValueError("trip_names must have one name per trip")
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n',
-           f'<gpx version="1.1" creator={quoteattr(_NOT_XML.sub("", creator))} xmlns="{GPX_NS}">\n']  # fmt: skip
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<gpx version="1.1" creator={quoteattr(_NOT_XML.sub("", creator))} xmlns="{GPX_NS}">\n',
+    ]
     if name:
         out.append(f"  <metadata><name>{_text(name)}</name></metadata>\n")
     for k, trip in enumerate(trips):
@@ -83,23 +85,25 @@ def trips_geojson_dict(trips: Sequence[Trip], points: Sequence[Point]) -> dict[s
         coords = [[round(p.lon, 7), round(p.lat, 7)] for p in _track(trip, points)]
         if len(coords) == 1:
             coords.append(list(coords[0]))  # a LineString needs two positions
-        features.append({
-            "type": "Feature",
-            "geometry": {"type": "LineString", "coordinates": coords},
-            "properties": {
-                "start": iso_utc(trip.start_ms),
-                "end": iso_utc(trip.end_ms),
-                "distance_km": round(trip.distance_km, 3),
-                "distance_source": trip.distance_source,
-                "max_speed_kmh": round(trip.max_speed_kmh, 1),
-                "avg_speed_kmh": round(trip.avg_speed_kmh, 1),
-                "point_count": trip.point_count,
-                "complete": trip.complete,
-                "booking_id": trip.booking_id,
-                "no_booking": "no_booking" in trip.flags,
-                "flags": list(trip.flags),
-            },
-        })  # fmt: skip
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": coords},
+                "properties": {
+                    "start": iso_utc(trip.start_ms),
+                    "end": iso_utc(trip.end_ms),
+                    "distance_km": round(trip.distance_km, 3),
+                    "distance_source": trip.distance_source,
+                    "max_speed_kmh": round(trip.max_speed_kmh, 1),
+                    "avg_speed_kmh": round(trip.avg_speed_kmh, 1),
+                    "point_count": trip.point_count,
+                    "complete": trip.complete,
+                    "booking_id": trip.booking_id,
+                    "no_booking": "no_booking" in trip.flags,
+                    "flags": list(trip.flags),
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 

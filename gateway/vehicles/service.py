@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
 
+from gateway.core import timeutil
+from gateway.core.timeutil import iso_utc
 from gateway.pipeline.rows import COLUMNS
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
-from gateway.timeutil import iso_utc
 from gateway.uplink.outbox import Outbox
 from gateway.vehicles.bookings import Booking, match_bookings
 from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
@@ -35,13 +35,23 @@ LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's sta
 
 def trip_view(t: TripRow) -> dict[str, Any]:
     return {
-        "id": str(t.id), "vehicle_id": t.vehicle_id, "start": iso_utc(t.start_time), "end": iso_utc(t.end_time),
-        "start_lat": t.start_lat, "start_lon": t.start_lon, "end_lat": t.end_lat, "end_lon": t.end_lon,
-        "distance_km": round(t.distance_km, 3), "distance_source": t.distance_source,
-        "max_speed_kmh": t.max_speed_kmh, "avg_speed_kmh": t.avg_speed_kmh, "point_count": t.point_count,
-        "booking_id": str(t.booking_id) if t.booking_id is not None else None, "flags": list(t.flags),
+        "id": str(t.id),
+        "vehicle_id": t.vehicle_id,
+        "start": iso_utc(t.start_time),
+        "end": iso_utc(t.end_time),
+        "start_lat": t.start_lat,
+        "start_lon": t.start_lon,
+        "end_lat": t.end_lat,
+        "end_lon": t.end_lon,
+        "distance_km": round(t.distance_km, 3),
+        "distance_source": t.distance_source,
+        "max_speed_kmh": t.max_speed_kmh,
+        "avg_speed_kmh": t.avg_speed_kmh,
+        "point_count": t.point_count,
+        "booking_id": str(t.booking_id) if t.booking_id is not None else None,
+        "flags": list(t.flags),
         "complete": "ongoing" not in t.flags,
-    }  # fmt: skip
+    }
 
 
 def fence_of(row: Geofence) -> CircleFence | PolygonFence:
@@ -53,8 +63,9 @@ def fence_of(row: Geofence) -> CircleFence | PolygonFence:
 
 
 class Vehicles:
-    def __init__(self, engine: Engine, settings: TripSettings, outbox: Outbox | None = None,
-                 dwell_s: float = 60.0) -> None:  # fmt: skip
+    def __init__(
+        self, engine: Engine, settings: TripSettings, outbox: Outbox | None = None, dwell_s: float = 60.0
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.outbox = outbox
@@ -95,17 +106,19 @@ class Vehicles:
     # -- recomputation -----------------------------------------------------------
 
     def recompute(self, vehicle_id: str, changed_from: int, now_ms: int | None = None) -> list[Trip]:
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = timeutil.now_ms() if now_ms is None else now_ms
         t = TripRow.__table__.c
         with self.engine.begin() as conn:
             # From the start of the trip that may include the change (the trips before it stand).
-            anchor = conn.execute(select(func.max(t.start_time)).where(
-                t.vehicle_id == vehicle_id, t.start_time <= changed_from)).scalar()  # fmt: skip
+            anchor = conn.execute(
+                select(func.max(t.start_time)).where(t.vehicle_id == vehicle_id, t.start_time <= changed_from)
+            ).scalar()
             anchor = max(anchor if anchor is not None else 0, changed_from - LOOKBACK_MS)
             f = FixRecord.__table__.c
             fixes = conn.execute(
                 select(f.id, f.time, f.lat, f.lon, f.speed_kmh, f.odometer_km, f.valid, f.flags)
-                .where(f.vehicle_id == vehicle_id, f.time >= anchor - LEAD_MS).order_by(f.time, f.id)
+                .where(f.vehicle_id == vehicle_id, f.time >= anchor - LEAD_MS)
+                .order_by(f.time, f.id)
             ).all()
             points = [Point(r.time, r.lat, r.lon, r.speed_kmh, r.odometer_km, r.valid, (), r.id) for r in fixes]
             kept, rejected = filter_points(points, self.settings, now)
@@ -124,13 +137,22 @@ class Vehicles:
     def _row(self, vehicle_id: str, trip: Trip, now: int) -> dict[str, Any]:
         flags = list(trip.flags) + ([] if trip.complete else ["ongoing"])
         return {
-            "vehicle_id": vehicle_id, "start_time": trip.start_ms, "end_time": trip.end_ms,
-            "start_lat": trip.start_lat, "start_lon": trip.start_lon, "end_lat": trip.end_lat,
-            "end_lon": trip.end_lon, "distance_km": trip.distance_km, "distance_source": trip.distance_source,
-            "max_speed_kmh": trip.max_speed_kmh, "avg_speed_kmh": trip.avg_speed_kmh,
-            "point_count": trip.point_count, "booking_id": int(trip.booking_id) if trip.booking_id else None,
-            "flags": flags, "computed_at": now,
-        }  # fmt: skip
+            "vehicle_id": vehicle_id,
+            "start_time": trip.start_ms,
+            "end_time": trip.end_ms,
+            "start_lat": trip.start_lat,
+            "start_lon": trip.start_lon,
+            "end_lat": trip.end_lat,
+            "end_lon": trip.end_lon,
+            "distance_km": trip.distance_km,
+            "distance_source": trip.distance_source,
+            "max_speed_kmh": trip.max_speed_kmh,
+            "avg_speed_kmh": trip.avg_speed_kmh,
+            "point_count": trip.point_count,
+            "booking_id": int(trip.booking_id) if trip.booking_id else None,
+            "flags": flags,
+            "computed_at": now,
+        }
 
     def _bookings(self, conn: Any, vehicle_id: str, since: int) -> list[Booking]:
         b = BookingRow.__table__.c
@@ -147,8 +169,10 @@ class Vehicles:
                 changes.append({"fix_id": point.id, "new_flags": orjson.dumps([*flags, reason]).decode()})
         if changes:
             f = FixRecord.__table__.c
-            conn.execute(update(FixRecord.__table__).where(f.id == bindparam("fix_id"))
-                         .values(flags=bindparam("new_flags")), changes)  # fmt: skip
+            conn.execute(
+                update(FixRecord.__table__).where(f.id == bindparam("fix_id")).values(flags=bindparam("new_flags")),
+                changes,
+            )
 
     def _fence_events(self, conn: Any, vehicle_id: str, kept: list[Point], anchor: int) -> None:
         fences = [fence_of(row) for row in conn.execute(select(Geofence.__table__)).all()]
@@ -158,16 +182,30 @@ class Vehicles:
             return
         inside = set()
         for fence in fences:  # where the vehicle was at the anchor: its last event before it
-            last = conn.execute(select(g.kind).where(g.vehicle_id == vehicle_id, g.fence_id == fence.id,
-                                                     g.time < anchor).order_by(g.time.desc()).limit(1)).scalar()  # fmt: skip
+            last = conn.execute(
+                select(g.kind)
+                .where(g.vehicle_id == vehicle_id, g.fence_id == fence.id, g.time < anchor)
+                .order_by(g.time.desc())
+                .limit(1)
+            ).scalar()
             if last == "enter":
                 inside.add(fence.id)
         events = geofence_events([p for p in kept if p.time_ms >= anchor], fences, self.dwell_s, inside)
         if events:
-            conn.execute(insert(GeofenceEventRow), [
-                {"vehicle_id": vehicle_id, "fence_id": e.fence_id, "kind": e.kind, "time": e.time_ms,
-                 "lat": e.lat, "lon": e.lon} for e in events
-            ])  # fmt: skip
+            conn.execute(
+                insert(GeofenceEventRow),
+                [
+                    {
+                        "vehicle_id": vehicle_id,
+                        "fence_id": e.fence_id,
+                        "kind": e.kind,
+                        "time": e.time_ms,
+                        "lat": e.lat,
+                        "lon": e.lon,
+                    }
+                    for e in events
+                ],
+            )
 
     def _enqueue_finished(self, conn: Any, vehicle_id: str, anchor: int) -> None:
         if self.outbox is None or not self.outbox.wants("trip"):
@@ -175,9 +213,9 @@ class Vehicles:
         t = TripRow.__table__.c
         rows = conn.execute(select(TripRow.__table__).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
         finished = [r for r in rows if "ongoing" not in r.flags]
-        self.outbox.enqueue(conn, "trip", [
-            (f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished
-        ])  # fmt: skip
+        self.outbox.enqueue(
+            conn, "trip", [(f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished]
+        )
 
     # -- reads for the API and the dashboard ------------------------------------------
 
@@ -187,13 +225,28 @@ class Vehicles:
             vehicles = conn.execute(select(Vehicle.__table__).order_by(Vehicle.id)).all()
             out = []
             for v in vehicles:
-                last = conn.execute(select(f.time, f.lat, f.lon, f.speed_kmh).where(
-                    f.vehicle_id == v.id, f.valid.is_(True)).order_by(f.time.desc()).limit(1)).first()  # fmt: skip
-                out.append({
-                    "id": v.id, "plate": v.plate, "device_id": v.device_id, "driver": v.driver,
-                    "last_fix": {"time_ms": last.time, "lat": last.lat, "lon": last.lon, "speed_kmh": last.speed_kmh}
-                    if last else None,
-                })  # fmt: skip
+                last = conn.execute(
+                    select(f.time, f.lat, f.lon, f.speed_kmh)
+                    .where(f.vehicle_id == v.id, f.valid.is_(True))
+                    .order_by(f.time.desc())
+                    .limit(1)
+                ).first()
+                out.append(
+                    {
+                        "id": v.id,
+                        "plate": v.plate,
+                        "device_id": v.device_id,
+                        "driver": v.driver,
+                        "last_fix": {
+                            "time_ms": last.time,
+                            "lat": last.lat,
+                            "lon": last.lon,
+                            "speed_kmh": last.speed_kmh,
+                        }
+                        if last
+                        else None,
+                    }
+                )
         return out
 
     def track(self, vehicle_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
@@ -201,14 +254,32 @@ class Vehicles:
         with self.engine.connect() as conn:
             if conn.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id)).first() is None:
                 raise KeyError(vehicle_id)
-            fixes = conn.execute(select(f.time, f.lat, f.lon).where(
-                f.vehicle_id == vehicle_id, f.time >= since_ms, f.time < until_ms, f.valid.is_(True),
-            ).order_by(f.time)).all()  # fmt: skip
-            trips = conn.execute(select(TripRow.__table__).where(and_(
-                t.vehicle_id == vehicle_id, t.end_time >= since_ms, t.start_time < until_ms))
-                .order_by(t.start_time)).all()  # fmt: skip
+            fixes = conn.execute(
+                select(f.time, f.lat, f.lon)
+                .where(
+                    f.vehicle_id == vehicle_id,
+                    f.time >= since_ms,
+                    f.time < until_ms,
+                    f.valid.is_(True),
+                )
+                .order_by(f.time)
+            ).all()
+            trips = conn.execute(
+                select(TripRow.__table__)
+                .where(and_(t.vehicle_id == vehicle_id, t.end_time >= since_ms, t.start_time < until_ms))
+                .order_by(t.start_time)
+            ).all()
         return {
             "points": [[r.time, r.lat, r.lon] for r in fixes],
-            "trips": [{"id": str(r.id), "start_ms": r.start_time, "end_ms": r.end_time, "distance_km": r.distance_km,
-                       "booking_id": r.booking_id, "flags": list(r.flags)} for r in trips],
-        }  # fmt: skip
+            "trips": [
+                {
+                    "id": str(r.id),
+                    "start_ms": r.start_time,
+                    "end_ms": r.end_time,
+                    "distance_km": r.distance_km,
+                    "booking_id": r.booking_id,
+                    "flags": list(r.flags),
+                }
+                for r in trips
+            ],
+        }

@@ -13,8 +13,17 @@ from itertools import chain
 from operator import attrgetter
 
 __all__ = [
-    "DEFAULT_SETTINGS", "FILTER_REASONS", "Point", "Stop", "Trip", "TripResult", "TripSettings",
-    "detect", "filter_points", "haversine_m", "trips_from_fixes",
+    "DEFAULT_SETTINGS",
+    "FILTER_REASONS",
+    "Point",
+    "Stop",
+    "Trip",
+    "TripResult",
+    "TripSettings",
+    "detect",
+    "filter_points",
+    "haversine_m",
+    "trips_from_fixes",
 ]
 
 INVALID, ZERO_POSITION, DUPLICATE_TIME = "invalid", "zero_position", "duplicate_time"
@@ -381,8 +390,22 @@ def _trip(pts: list[Point], a: int, b: int, settings: TripSettings, complete: bo
             distance, source = odo, "odometer"
     max_speed = reported if reported >= 0 else fastest * M_PER_DEG * 3600  # deg/ms -> km/h
     avg = distance / hours if hours > 0 else 0.0
-    return Trip(first.time_ms, last.time_ms, first.lat, first.lon, last.lat, last.lon, distance, source,
-                max_speed, avg, b - a + 1, a, b, complete)  # fmt: skip
+    return Trip(
+        first.time_ms,
+        last.time_ms,
+        first.lat,
+        first.lon,
+        last.lat,
+        last.lon,
+        distance,
+        source,
+        max_speed,
+        avg,
+        b - a + 1,
+        a,
+        b,
+        complete,
+    )
 
 
 def trips_from_fixes(

@@ -22,17 +22,16 @@ import queue
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlmodel import Session
 
-from gateway import audit
 from gateway.access.decide import Decision, card_key
+from gateway.auth import audit
+from gateway.core.timeutil import iso_utc, now_ms
 from gateway.store.models import AuditEntry, Person, Visit, VisitNotification, VisitorBlock
-from gateway.timeutil import iso_utc
 from gateway.visitors.views import invitation_view, visit_view
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,6 @@ class NoCredentialLeft(VisitorError):
     status = 409
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def normal_name(name: str | None) -> str:
     return " ".join((name or "").split()).casefold()
 
@@ -114,8 +109,15 @@ def check_window(start_ms: int, end_ms: int, now: int) -> None:
 
 
 class Visitors:
-    def __init__(self, engine: Engine, access: Any = None, *, lead_ms: int = LEAD_MS,
-                 retention_ms: int = RETENTION_MS, card_pool: tuple[int, int] = CARD_POOL) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        access: Any = None,
+        *,
+        lead_ms: int = LEAD_MS,
+        retention_ms: int = RETENTION_MS,
+        card_pool: tuple[int, int] = CARD_POOL,
+    ) -> None:
         self.engine = engine
         self.access = access  # an AccessControl to reload after a change; None where no doors are decided
         self.lead_ms = lead_ms
@@ -129,9 +131,20 @@ class Visitors:
 
     # -- invitations ----------------------------------------------------------
 
-    def invite(self, actor: str, *, name: str, host: str, start_ms: int, end_ms: int, doors: list[str],
-               kind: str = "qr", phone: str | None = None, company: str | None = None,
-               now: int | None = None) -> dict[str, Any]:  # fmt: skip
+    def invite(
+        self,
+        actor: str,
+        *,
+        name: str,
+        host: str,
+        start_ms: int,
+        end_ms: int,
+        doors: list[str],
+        kind: str = "qr",
+        phone: str | None = None,
+        company: str | None = None,
+        now: int | None = None,
+    ) -> dict[str, Any]:
         """Store an invitation and answer it with its credential; the doors know it when this returns."""
         now = now_ms() if now is None else now
         check_window(start_ms, end_ms, now)
@@ -140,18 +153,30 @@ class Visitors:
         with self._writes, Session(self.engine) as session:
             if session.get(Person, host) is None:
                 raise NotFound(f"no person {host!r} to host the visitor")
-            entry = blocklist_match(session.execute(select(VisitorBlock).order_by(VisitorBlock.id)).scalars(),
-                                    name, phone)  # fmt: skip
+            entry = blocklist_match(
+                session.execute(select(VisitorBlock).order_by(VisitorBlock.id)).scalars(), name, phone
+            )
             if entry is not None:
                 log.warning("invitation by %s refused: visitor matches blocklist entry %s", actor, entry.id)
-                raise Blocklisted(f"the visitor is on the blocklist (entry {entry.id}"
-                                  + (f": {entry.reason})" if entry.reason else ")"))  # fmt: skip
+                raise Blocklisted(
+                    f"the visitor is on the blocklist (entry {entry.id}"
+                    + (f": {entry.reason})" if entry.reason else ")")
+                )
             visit = Visit(
-                name=name, phone=phone, company=company, host_person_id=host, window_start=start_ms,
-                window_end=end_ms, doors=list(doors), credential_kind=kind,
-                credential_value=self._new_credential(session, kind, now), valid_from=start_ms - self.lead_ms,
-                valid_until=end_ms, created_at=now, created_by=actor[:100],
-            )  # fmt: skip
+                name=name,
+                phone=phone,
+                company=company,
+                host_person_id=host,
+                window_start=start_ms,
+                window_end=end_ms,
+                doors=list(doors),
+                credential_kind=kind,
+                credential_value=self._new_credential(session, kind, now),
+                valid_from=start_ms - self.lead_ms,
+                valid_until=end_ms,
+                created_at=now,
+                created_by=actor[:100],
+            )
             session.add(visit)
             session.flush()  # its id, for the audit entry
             audit.record(session, actor, "create", AUDIT_TYPE, str(visit.id), None, invitation_view(visit, now))
@@ -177,10 +202,15 @@ class Visitors:
 
     def _open_values(self, session: Session, kind: str, now: int) -> set[str]:
         t = Visit.__table__.c
-        rows = session.execute(select(t.credential_value).where(
-            t.credential_kind == kind, t.credential_value.is_not(None), t.revoked_at.is_(None),
-            t.anonymised_at.is_(None), t.valid_until > now,
-        ))  # fmt: skip
+        rows = session.execute(
+            select(t.credential_value).where(
+                t.credential_kind == kind,
+                t.credential_value.is_not(None),
+                t.revoked_at.is_(None),
+                t.anonymised_at.is_(None),
+                t.valid_until > now,
+            )
+        )
         return {str(v) for (v,) in rows}
 
     def _new_credential(self, session: Session, kind: str, now: int) -> str:
@@ -225,30 +255,63 @@ class Visitors:
         t = Visit.__table__.c
         with self.engine.begin() as conn:
             if direction == "out":
-                left = conn.execute(update(Visit.__table__).where(
-                    t.id == visit_id, t.checked_in_at.is_not(None), t.checked_out_at.is_(None),
-                ).values(checked_out_at=at_ms, checkout_reason="exit_reader")).rowcount  # fmt: skip
+                left = conn.execute(
+                    update(Visit.__table__)
+                    .where(
+                        t.id == visit_id,
+                        t.checked_in_at.is_not(None),
+                        t.checked_out_at.is_(None),
+                    )
+                    .values(checked_out_at=at_ms, checkout_reason="exit_reader")
+                ).rowcount
                 if left:
                     self._send_visits(conn, [visit_id])
                 return
-            first = conn.execute(update(Visit.__table__).where(t.id == visit_id, t.checked_in_at.is_(None))
-                                 .values(checked_in_at=at_ms)).rowcount  # fmt: skip
+            first = conn.execute(
+                update(Visit.__table__).where(t.id == visit_id, t.checked_in_at.is_(None)).values(checked_in_at=at_ms)
+            ).rowcount
             if first:
                 host = conn.execute(select(t.host_person_id).where(t.id == visit_id)).scalar_one()
-                conn.execute(VisitNotification.__table__.insert().values(
-                    visit_id=visit_id, host_person_id=host, time=at_ms, kind="visitor_arrived", delivered=False,
-                ))  # fmt: skip
+                conn.execute(
+                    VisitNotification.__table__.insert().values(
+                        visit_id=visit_id,
+                        host_person_id=host,
+                        time=at_ms,
+                        kind="visitor_arrived",
+                        delivered=False,
+                    )
+                )
                 if self.outbox is not None:
                     visit = conn.execute(select(t.name, t.company).where(t.id == visit_id)).one()
-                    self.outbox.enqueue(conn, "visitor_arrived", [(str(visit_id), f"host:{host}", {
-                        "visit_id": str(visit_id), "host": host, "visitor_name": visit.name,
-                        "company": visit.company, "time": iso_utc(at_ms), "door": door,
-                    })])  # fmt: skip
+                    self.outbox.enqueue(
+                        conn,
+                        "visitor_arrived",
+                        [
+                            (
+                                str(visit_id),
+                                f"host:{host}",
+                                {
+                                    "visit_id": str(visit_id),
+                                    "host": host,
+                                    "visitor_name": visit.name,
+                                    "company": visit.company,
+                                    "time": iso_utc(at_ms),
+                                    "door": door,
+                                },
+                            )
+                        ],
+                    )
                 log.info("visitor %s checked in at %s", visit_id, door)
             else:  # back in after leaving through an exit reader: on site again
-                conn.execute(update(Visit.__table__).where(
-                    t.id == visit_id, t.checked_out_at.is_not(None), t.checkout_reason == "exit_reader",
-                ).values(checked_out_at=None, checkout_reason=None))  # fmt: skip
+                conn.execute(
+                    update(Visit.__table__)
+                    .where(
+                        t.id == visit_id,
+                        t.checked_out_at.is_not(None),
+                        t.checkout_reason == "exit_reader",
+                    )
+                    .values(checked_out_at=None, checkout_reason=None)
+                )
 
     def start(self) -> Visitors:
         if self._worker is None:
@@ -277,12 +340,27 @@ class Visitors:
         now = now_ms() if now is None else now
         t = Visit.__table__.c
         with self.engine.begin() as conn:
-            ending = list(conn.execute(select(t.id).where(
-                t.checked_in_at.is_not(None), t.checked_out_at.is_(None), t.window_end <= now,
-            )).scalars())  # fmt: skip
-            checked_out = conn.execute(update(Visit.__table__).where(
-                t.id.in_(ending), t.checked_out_at.is_(None),
-            ).values(checked_out_at=t.window_end, checkout_reason="window_end")).rowcount if ending else 0  # fmt: skip
+            ending = list(
+                conn.execute(
+                    select(t.id).where(
+                        t.checked_in_at.is_not(None),
+                        t.checked_out_at.is_(None),
+                        t.window_end <= now,
+                    )
+                ).scalars()
+            )
+            checked_out = (
+                conn.execute(
+                    update(Visit.__table__)
+                    .where(
+                        t.id.in_(ending),
+                        t.checked_out_at.is_(None),
+                    )
+                    .values(checked_out_at=t.window_end, checkout_reason="window_end")
+                ).rowcount
+                if ending
+                else 0
+            )
             self._send_visits(conn, ending)
         anonymised = self._anonymise(now)
         if checked_out or anonymised:
@@ -294,25 +372,44 @@ class Visitors:
         if self.outbox is None or not visit_ids or not self.outbox.wants("visit"):
             return
         visits = conn.execute(select(Visit.__table__).where(Visit.__table__.c.id.in_(visit_ids))).all()
-        self.outbox.enqueue(conn, "visit", [
-            (str(v.id), f"host:{v.host_person_id}", visit_view(v, None)) for v in visits
-        ])  # fmt: skip
+        self.outbox.enqueue(
+            conn, "visit", [(str(v.id), f"host:{v.host_person_id}", visit_view(v, None)) for v in visits]
+        )
 
     def _anonymise(self, now: int) -> int:
         t = Visit.__table__.c
         with Session(self.engine) as session:
-            ids = list(session.execute(select(t.id).where(
-                t.anonymised_at.is_(None), t.window_end <= now - self.retention_ms,
-            ).order_by(t.id).limit(ANONYMISE_BATCH)).scalars())  # fmt: skip
+            ids = list(
+                session.execute(
+                    select(t.id)
+                    .where(
+                        t.anonymised_at.is_(None),
+                        t.window_end <= now - self.retention_ms,
+                    )
+                    .order_by(t.id)
+                    .limit(ANONYMISE_BATCH)
+                ).scalars()
+            )
             if not ids:
                 return 0
-            session.execute(update(Visit.__table__).where(t.id.in_(ids), t.anonymised_at.is_(None)).values(
-                name=ANONYMISED, phone=None, company=None, credential_value=None, anonymised_at=now,
-            ))  # fmt: skip
+            session.execute(
+                update(Visit.__table__)
+                .where(t.id.in_(ids), t.anonymised_at.is_(None))
+                .values(
+                    name=ANONYMISED,
+                    phone=None,
+                    company=None,
+                    credential_value=None,
+                    anonymised_at=now,
+                )
+            )
             # The audit log's copies of the invitation go too; who did what, and when, stays.
-            entries = session.execute(select(AuditEntry).where(
-                AuditEntry.target_type == AUDIT_TYPE, AuditEntry.target_id.in_([str(i) for i in ids]),
-            )).scalars()  # fmt: skip
+            entries = session.execute(
+                select(AuditEntry).where(
+                    AuditEntry.target_type == AUDIT_TYPE,
+                    AuditEntry.target_id.in_([str(i) for i in ids]),
+                )
+            ).scalars()
             for entry in entries:
                 entry.before = _scrubbed(entry.before)
                 entry.after = _scrubbed(entry.after)

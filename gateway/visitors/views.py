@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from gateway.access.decide import card_key
+from gateway.core.timeutil import iso_utc
 from gateway.store.models import Visit
-from gateway.timeutil import iso_utc
 
 # A closed invitation stays in the door snapshot a day, so it is denied with its reason.
 RECENT_MS = 24 * 3600 * 1000
@@ -43,23 +43,43 @@ def invitation_view(v: Visit, now: int, secret: bool = False) -> dict[str, Any]:
     if secret:
         credential["value"] = v.credential_value
     return {
-        "id": str(v.id), "name": v.name, "phone": v.phone, "company": v.company, "host": v.host_person_id,
-        "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)}, "doors": list(v.doors),
-        "credential": credential, "valid_from": iso_utc(v.valid_from), "valid_until": iso_utc(v.valid_until),
-        "status": status(v, now), "revoked_at": _iso(v.revoked_at), "checked_in_at": _iso(v.checked_in_at),
-        "checked_out_at": _iso(v.checked_out_at), "checkout_reason": v.checkout_reason, "on_site": on_site(v),
-        "anonymised_at": _iso(v.anonymised_at), "created_at": iso_utc(v.created_at), "created_by": v.created_by,
-    }  # fmt: skip
+        "id": str(v.id),
+        "name": v.name,
+        "phone": v.phone,
+        "company": v.company,
+        "host": v.host_person_id,
+        "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)},
+        "doors": list(v.doors),
+        "credential": credential,
+        "valid_from": iso_utc(v.valid_from),
+        "valid_until": iso_utc(v.valid_until),
+        "status": status(v, now),
+        "revoked_at": _iso(v.revoked_at),
+        "checked_in_at": _iso(v.checked_in_at),
+        "checked_out_at": _iso(v.checked_out_at),
+        "checkout_reason": v.checkout_reason,
+        "on_site": on_site(v),
+        "anonymised_at": _iso(v.anonymised_at),
+        "created_at": iso_utc(v.created_at),
+        "created_by": v.created_by,
+    }
 
 
 def visit_view(v: Visit, host_name: str | None) -> dict[str, Any]:
     """A visit as the roll call lists it."""
     return {
-        "id": str(v.id), "visitor_name": v.name, "company": v.company, "host": v.host_person_id,
-        "host_name": host_name, "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)},
-        "checked_in_at": _iso(v.checked_in_at), "checked_out_at": _iso(v.checked_out_at),
-        "checkout_reason": v.checkout_reason, "on_site": on_site(v), "anonymised": v.anonymised_at is not None,
-    }  # fmt: skip
+        "id": str(v.id),
+        "visitor_name": v.name,
+        "company": v.company,
+        "host": v.host_person_id,
+        "host_name": host_name,
+        "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)},
+        "checked_in_at": _iso(v.checked_in_at),
+        "checked_out_at": _iso(v.checked_out_at),
+        "checkout_reason": v.checkout_reason,
+        "on_site": on_site(v),
+        "anonymised": v.anonymised_at is not None,
+    }
 
 
 def door_rows(conn: Connection, now: int) -> list[dict[str, Any]]:
@@ -72,9 +92,9 @@ def door_rows(conn: Connection, now: int) -> list[dict[str, Any]]:
     otherwise drop both).
     """
     t = Visit.__table__.c
-    query = select(t.id, t.credential_kind, t.credential_value, t.doors, t.valid_from, t.valid_until, t.revoked_at).where(
-        t.anonymised_at.is_(None), t.credential_value.is_not(None), t.valid_until > now - RECENT_MS
-    )  # fmt: skip
+    query = select(
+        t.id, t.credential_kind, t.credential_value, t.doors, t.valid_from, t.valid_until, t.revoked_at
+    ).where(t.anonymised_at.is_(None), t.credential_value.is_not(None), t.valid_until > now - RECENT_MS)
     best: dict[tuple[str, str], tuple[tuple[bool, int, int], Any]] = {}
     for r in conn.execute(query):
         value = card_key(r.credential_value) if r.credential_kind == "card" else str(r.credential_value).strip()
@@ -83,8 +103,13 @@ def door_rows(conn: Connection, now: int) -> list[dict[str, Any]]:
         if key not in best or rank > best[key][0]:
             best[key] = (rank, r)
     return [
-        {"id": str(r.id), "credential": {"kind": r.credential_kind, "value": r.credential_value},
-         "doors": list(r.doors or ()), "valid_from": r.valid_from, "valid_until": r.valid_until,
-         "revoked": r.revoked_at is not None}
+        {
+            "id": str(r.id),
+            "credential": {"kind": r.credential_kind, "value": r.credential_value},
+            "doors": list(r.doors or ()),
+            "valid_from": r.valid_from,
+            "valid_until": r.valid_until,
+            "revoked": r.revoked_at is not None,
+        }
         for _, r in best.values()
-    ]  # fmt: skip
+    ]

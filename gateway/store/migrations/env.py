@@ -1,7 +1,7 @@
 from alembic import context
+from sqlmodel import SQLModel
 
 from gateway.store import models  # noqa: F401  (registers the tables)
-from sqlmodel import SQLModel
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 DIRECTIONS = ("in", "out", "unknown")
 
@@ -99,4 +99,4 @@ class CommandResult:
     key: bytes = b""
 
 
-Event = Union[Punch, AccessEvent, Fix, DeviceStatus, CommandResult]
+Event = Punch | AccessEvent | Fix | DeviceStatus | CommandResult

@@ -58,7 +58,10 @@ class Registry:
             rows = conn.execute(
                 select(Device.id, Device.kind, Device.protocol, Device.site, Device.timezone, Device.config)
             ).all()
-            vehicles = {r.device_id: r.id for r in conn.execute(select(Vehicle.device_id, Vehicle.id).where(Vehicle.device_id.is_not(None)))}
+            vehicles = {
+                r.device_id: r.id
+                for r in conn.execute(select(Vehicle.device_id, Vehicle.id).where(Vehicle.device_id.is_not(None)))
+            }
         devices = {row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone) for row in rows}
         ids = {(row.protocol, key): row.id for row in rows if (key := identity(row.protocol, row.config)) is not None}
         with self._lock:

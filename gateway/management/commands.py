@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, select, update
 from sqlmodel import Session
 
-from gateway.metrics import Metrics
+from gateway.core.metrics import Metrics
+from gateway.core.timeutil import now_ms
 from gateway.pipeline.rows import COLUMNS
 from gateway.pipeline.writer import Batch
 from gateway.store.models import Command, Device
@@ -39,10 +40,6 @@ PULL_PROTOCOLS = frozenset({"zk-adms"})
 _RESULT = {name: i for i, name in enumerate(COLUMNS["command_result"])}
 
 Publish = Callable[[str, bytes], Awaitable[None]]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Commands:
@@ -58,9 +55,15 @@ class Commands:
     def submit(self, device_id: str, name: str, args: dict[str, Any], timeout_s: int, actor: str) -> Command:
         """Store a new command and start sending it. Call from a worker thread."""
         command = Command(
-            id=f"{now_ms():012x}{secrets.token_hex(4)}", device_id=device_id, name=name, args=args, state="queued",
-            created_by=actor, created_at=now_ms(), timeout_s=timeout_s,
-        )  # fmt: skip
+            id=f"{now_ms():012x}{secrets.token_hex(4)}",
+            device_id=device_id,
+            name=name,
+            args=args,
+            state="queued",
+            created_by=actor,
+            created_at=now_ms(),
+            timeout_s=timeout_s,
+        )
         with Session(self.engine) as session:
             device = session.get(Device, device_id)
             pull = device is not None and device.protocol in PULL_PROTOCOLS
@@ -85,9 +88,15 @@ class Commands:
         """
         now = now_ms()
         with Session(self.engine) as session:
-            open_commands = session.execute(
-                select(Command).where(and_(Command.device_id == device_id, Command.state.in_(OPEN))).order_by(Command.id)
-            ).scalars().all()
+            open_commands = (
+                session.execute(
+                    select(Command)
+                    .where(and_(Command.device_id == device_id, Command.state.in_(OPEN)))
+                    .order_by(Command.id)
+                )
+                .scalars()
+                .all()
+            )
         in_use = {key(c) for c in open_commands if c.state == "sent"} if key else set()
         taken: list[Command] = []
         for command in open_commands:
@@ -109,9 +118,11 @@ class Commands:
     def sent(self, device_id: str) -> Sequence[Command]:
         """The device's commands waiting for its answer."""
         with Session(self.engine) as session:
-            return session.execute(
-                select(Command).where(and_(Command.device_id == device_id, Command.state == "sent"))
-            ).scalars().all()
+            return (
+                session.execute(select(Command).where(and_(Command.device_id == device_id, Command.state == "sent")))
+                .scalars()
+                .all()
+            )
 
     def finish(self, command_id: str, ok: bool, detail: str = "", device_id: str | None = None) -> bool:
         """An open command succeeded or failed (the device said so). False if it was not open
@@ -149,22 +160,29 @@ class Commands:
     def on_commit(self, batch: Batch) -> None:
         """Store-writer hook: results that just arrived finish their commands."""
         for row in batch.records.get("command_result", ()):
-            self.finish(row[_RESULT["command_id"]], row[_RESULT["ok"]], row[_RESULT["detail"]], row[_RESULT["device_id"]])
+            self.finish(
+                row[_RESULT["command_id"]], row[_RESULT["ok"]], row[_RESULT["detail"]], row[_RESULT["device_id"]]
+            )
 
     def expire(self) -> int:
         """Open commands past their timeout become timed_out."""
         now = now_ms()
         with self.engine.begin() as conn:
-            expired = conn.execute(
-                select(Command.id).where(
-                    and_(Command.state.in_(OPEN), Command.created_at + Command.timeout_s * 1000 < now)
+            expired = (
+                conn.execute(
+                    select(Command.id).where(
+                        and_(Command.state.in_(OPEN), Command.created_at + Command.timeout_s * 1000 < now)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             if expired:
                 conn.execute(
-                    update(Command).where(and_(Command.id.in_(expired), Command.state.in_(OPEN)))
+                    update(Command)
+                    .where(and_(Command.id.in_(expired), Command.state.in_(OPEN)))
                     .values(state="timed_out", finished_at=now, detail="no answer from the device in time")
-                )  # fmt: skip
+                )
         if expired:
             self.metrics.commands.labels("timed_out").inc(len(expired))
         return len(expired)

@@ -21,13 +21,19 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "gateway_batch_size", "Inputs per committed batch", buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            "gateway_batch_size",
+            "Inputs per committed batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=r,
         )
         self.queue_depth = Gauge("gateway_queue_depth", "Inputs waiting for the store writer", registry=r)
         self.store_errors = Counter("gateway_store_errors", "Batches whose commit failed and was retried", registry=r)
-        self.mqtt_connected = Gauge("gateway_mqtt_connected", "1 while the gateway's MQTT client is connected", registry=r)
-        self.mqtt_reconnects = Counter("gateway_mqtt_reconnects", "Connections to the broker after the first", registry=r)
+        self.mqtt_connected = Gauge(
+            "gateway_mqtt_connected", "1 while the gateway's MQTT client is connected", registry=r
+        )
+        self.mqtt_reconnects = Counter(
+            "gateway_mqtt_reconnects", "Connections to the broker after the first", registry=r
+        )
         self.mqtt_loop_restarts = Counter(
             "gateway_mqtt_loop_restarts", "Times the watchdog restarted a dead MQTT network loop", registry=r
         )
@@ -41,7 +47,9 @@ class Metrics:
         self.uplink_parked = Gauge(
             "gateway_uplink_parked", "Records the platform refused, kept for a retry by hand", ["sink"], registry=r
         )
-        self.uplink_failed = Counter("gateway_uplink_failed", "Failed delivery attempts (retried)", ["sink"], registry=r)
+        self.uplink_failed = Counter(
+            "gateway_uplink_failed", "Failed delivery attempts (retried)", ["sink"], registry=r
+        )
         self.jt808_frames = Counter(
             "gateway_jt808_frames", "JT/T 808 frames received, by what was wrong with them", ["problem"], registry=r
         )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from gateway import audit
-from gateway.credentials import hash_secret
-from gateway.liveness import Liveness
-from gateway.registry import Registry
-from gateway.secretbox import SecretBox
+from gateway.auth import audit
+from gateway.auth.credentials import hash_secret
+from gateway.auth.secretbox import SecretBox
+from gateway.core.timeutil import now_ms
+from gateway.management.liveness import Liveness
+from gateway.management.registry import Registry
 from gateway.store.models import Device
 from gateway.transports.broker_auth import BrokerAuth
 
@@ -46,7 +46,9 @@ class OsdpConfig(_Config):
     format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
     door: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", description="door id; empty = the device id")
     strike_ms: int = Field(3000, ge=100, le=25500, description="how long a grant pulses the strike")
-    direction: Literal["in", "out"] = Field("in", description='"out" for an exit reader: a visitor leaving is checked out')
+    direction: Literal["in", "out"] = Field(
+        "in", description='"out" for an exit reader: a visitor leaving is checked out'
+    )
 
 
 class SerialConfig(_Config):
@@ -58,15 +60,25 @@ class Jt808Config(_Config):
 
 
 CONFIG_MODELS: dict[str, type[_Config]] = {
-    "mqtt-json": NoConfig, "attlog": NoConfig, "owntracks": OwnTracksConfig, "zk-adms": ZkAdmsConfig,
-    "osdp": OsdpConfig, "nmea": SerialConfig, "card-lines": SerialConfig, "jt808": Jt808Config,
-}  # fmt: skip
+    "mqtt-json": NoConfig,
+    "attlog": NoConfig,
+    "owntracks": OwnTracksConfig,
+    "zk-adms": ZkAdmsConfig,
+    "osdp": OsdpConfig,
+    "nmea": SerialConfig,
+    "card-lines": SerialConfig,
+    "jt808": Jt808Config,
+}
 
 # Config values that identify the device on its own wire: two devices may not share them.
 IDENTITY_KEYS: dict[str, tuple[str, ...]] = {
-    "owntracks": ("user", "device"), "zk-adms": ("sn",), "osdp": ("line", "address"), "jt808": ("phone",),
-    "nmea": ("line",), "card-lines": ("line",),
-}  # fmt: skip
+    "owntracks": ("user", "device"),
+    "zk-adms": ("sn",),
+    "osdp": ("line", "address"),
+    "jt808": ("phone",),
+    "nmea": ("line",),
+    "card-lines": ("line",),
+}
 
 
 class ConfigProblem(ValueError):
@@ -145,14 +157,16 @@ class Provisioner:
         mine = identity(protocol, config)
         if mine is None:
             return
-        for other in session.execute(select(Device).where(Device.protocol == protocol, Device.id != device_id)).scalars():
+        for other in session.execute(
+            select(Device).where(Device.protocol == protocol, Device.id != device_id)
+        ).scalars():
             if identity(protocol, other.config) == mine:
                 keys = ", ".join(f"{k}={v!r}" for k, v in zip(IDENTITY_KEYS[protocol], mine))
                 raise Conflict(f"device {other.id!r} already has {keys}")
 
     def create(self, fields: dict[str, Any], actor: str) -> tuple[Device, dict[str, str]]:
         fields = {**fields, "config": check_config(fields["protocol"], fields.get("config") or {})}
-        now = int(time.time() * 1000)
+        now = now_ms()
         with Session(self.engine) as session:
             if session.get(Device, fields["id"]) is not None:
                 raise Conflict(f"device {fields['id']!r} already exists")
@@ -179,7 +193,7 @@ class Provisioner:
                 self._check_identity(session, device_id, device.protocol, changes["config"])
             for name, value in changes.items():
                 setattr(device, name, value)
-            device.updated_at = int(time.time() * 1000)
+            device.updated_at = now_ms()
             session.add(device)
             audit.record(session, actor, "update", "device", device_id, before, snapshot(device))
             session.commit()
@@ -195,7 +209,7 @@ class Provisioner:
             if not creds:
                 raise Conflict(f"protocol {device.protocol!r} has no credentials to rotate")
             device.credential_hash, device.secret_enc = secret_hash, sealed
-            device.updated_at = int(time.time() * 1000)
+            device.updated_at = now_ms()
             session.add(device)
             audit.record(session, actor, "rotate_credentials", "device", device_id, None, None)
             session.commit()

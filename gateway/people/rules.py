@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ID_PATTERN = r"^[A-Za-z0-9._@-]{1,64}$"
 DEVICE_KEY_PATTERN = r"^(\*|[A-Za-z0-9._-]{1,64})$"
@@ -223,7 +224,7 @@ def parse_csv(text: str) -> list[ImportRow]:
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue  # a blank line still counts as a row, as a spreadsheet shows it
-        if len(record) > len(header) and any(cell.strip() for cell in record[len(header):]):
+        if len(record) > len(header) and any(cell.strip() for cell in record[len(header) :]):
             errors.append(RowError(number, "columns", f"{len(record)} cells but the header has {len(header)}"))
             continue
         cells = dict(zip(header, (cell.strip() for cell in record)))

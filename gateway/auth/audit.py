@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlmodel import Session
 
+from gateway.core.timeutil import now_ms
 from gateway.store.models import AuditEntry
 
 # Never written to the log, at any depth.
-SECRET_KEYS = frozenset({
-    "credentials", "credential_hash", "secret_enc", "token", "token_hash", "password", "mqtt_password",
-    "scbk", "auth_code", "secret", "app_secret",
-})  # fmt: skip
+SECRET_KEYS = frozenset(
+    {
+        "credentials",
+        "credential_hash",
+        "secret_enc",
+        "token",
+        "token_hash",
+        "password",
+        "mqtt_password",
+        "scbk",
+        "auth_code",
+        "secret",
+        "app_secret",
+    }
+)
 
 
 def scrub(value: Any) -> Any:
@@ -34,8 +45,14 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Add an audit entry to the session; it commits with the change it describes."""
-    session.add(AuditEntry(
-        time=int(time.time() * 1000), actor=actor[:100], action=action, target_type=target_type,
-        target_id=str(target_id)[:100], before=scrub(before) if before is not None else None,
-        after=scrub(after) if after is not None else None,
-    ))  # fmt: skip
+    session.add(
+        AuditEntry(
+            time=now_ms(),
+            actor=actor[:100],
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id)[:100],
+            before=scrub(before) if before is not None else None,
+            after=scrub(after) if after is not None else None,
+        )
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from gateway.core.timeutil import now_ms
 from gateway.store.models import ApiToken
 
 PREFIX = "gwt_"
@@ -22,9 +22,13 @@ def new(name: str, role: str, created_by: str) -> tuple[ApiToken, str]:
     """A new token row (not yet added to a session) and the token itself, to show once."""
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
-        id=secrets.token_hex(8), name=name, role=role, token_hash=digest(token),
-        created_at=int(time.time() * 1000), created_by=created_by,
-    )  # fmt: skip
+        id=secrets.token_hex(8),
+        name=name,
+        role=role,
+        token_hash=digest(token),
+        created_at=now_ms(),
+        created_by=created_by,
+    )
     return row, token
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from sqlalchemy import Engine, select, update
 
-from gateway.config import Liveness as LivenessSettings
-from gateway.events import idempotency_key
-from gateway.metrics import Metrics
+from gateway.config import LivenessSettings
+from gateway.core import timeutil
+from gateway.core.events import idempotency_key
+from gateway.core.metrics import Metrics
 from gateway.pipeline.writer import Batch
 from gateway.store.models import Device, StatusRecord
 
@@ -69,18 +69,19 @@ class Liveness:
 
     def heartbeat(self, device_id: str) -> None:
         """A protocol's own keep-alive arrived."""
-        self._apply([(device_id, True, "heartbeat")], int(time.time() * 1000))
+        self._apply([(device_id, True, "heartbeat")], timeutil.now_ms())
 
     def sweep(self, now_ms: int | None = None) -> None:
         """Devices silent for longer than their kind's timeout go offline."""
-        now_ms = now_ms or int(time.time() * 1000)
+        now_ms = now_ms or timeutil.now_ms()
         with self._lock:
             silent = [
                 (device_id, False, "heartbeat_timeout")
                 for device_id, online in self._online.items()
-                if online and now_ms - self._last_seen.get(device_id, 0) > 1000 * self.timeouts.get(
-                    self._kind.get(device_id, ""), 600)
-            ]  # fmt: skip
+                if online
+                and now_ms - self._last_seen.get(device_id, 0)
+                > 1000 * self.timeouts.get(self._kind.get(device_id, ""), 600)
+            ]
         self._apply(silent, now_ms, touch=False)
 
     # -- transitions ----------------------------------------------------------
@@ -100,14 +101,24 @@ class Liveness:
             return
         status = StatusRecord.__table__
         with self.engine.begin() as conn:
-            for device_id, online, reason in transitions:
+            for device_id, online, _reason in transitions:
                 conn.execute(update(Device).where(Device.id == device_id).values(online=online))
-            conn.execute(status.insert(), [
-                {"key": idempotency_key("presence", d, now_ms, o), "device_id": d, "time": now_ms, "online": o,
-                 "detail": {"reason": r}, "raw_ref": "", "stored_at": now_ms}
-                for d, o, r in transitions
-            ])  # fmt: skip
-        for device_id, online, reason in transitions:
+            conn.execute(
+                status.insert(),
+                [
+                    {
+                        "key": idempotency_key("presence", d, now_ms, o),
+                        "device_id": d,
+                        "time": now_ms,
+                        "online": o,
+                        "detail": {"reason": r},
+                        "raw_ref": "",
+                        "stored_at": now_ms,
+                    }
+                    for d, o, r in transitions
+                ],
+            )
+        for device_id, online, _reason in transitions:
             self.metrics.device_transitions.labels("online" if online else "offline").inc()
             log.info("device %s is %s (%s)", device_id, "online" if online else "offline", reason)
         self._update_gauge()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone, tzinfo
+import time
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
-UTC = timezone.utc
+UTC = UTC
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Device clocks before this are unset (the RTC lost power), not real history.
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -119,3 +120,8 @@ def parse_query_time(value: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return to_epoch_ms(dt)
+
+
+def now_ms() -> int:
+    """The one clock reading the store keeps: UTC epoch milliseconds."""
+    return int(time.time() * 1000)

@@ -31,7 +31,9 @@ class PeopleIndex:
     def load(self) -> None:
         by_device, by_any, ids, by_card = {}, {}, set(), {}
         with self.engine.connect() as conn:
-            for person_id, device_user_ids, cards in conn.execute(select(Person.id, Person.device_user_ids, Person.cards)):
+            for person_id, device_user_ids, cards in conn.execute(
+                select(Person.id, Person.device_user_ids, Person.cards)
+            ):
                 ids.add(person_id)
                 for device_id, user in (device_user_ids or {}).items():
                     if device_id == "*":
@@ -57,7 +59,9 @@ class PeopleIndex:
         """Re-resolve every stored punch's person; returns how many punches changed."""
         t = PunchRecord.__table__.c
         with self.engine.connect() as conn:
-            groups = conn.execute(select(t.device_id, t.user, t.person_id).group_by(t.device_id, t.user, t.person_id)).all()
+            groups = conn.execute(
+                select(t.device_id, t.user, t.person_id).group_by(t.device_id, t.user, t.person_id)
+            ).all()
         changes = [
             {"d": device_id, "u": user, "old": old, "new": new}
             for device_id, user, old in groups

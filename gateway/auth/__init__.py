@@ -1,0 +1,1 @@
+"""Who may do what: API tokens, the audit log, device secrets (hashed or sealed at rest)."""

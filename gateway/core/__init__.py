@@ -1,0 +1,1 @@
+"""What every part shares: the neutral event types, time, metrics, retry and asyncio helpers."""

@@ -1,0 +1,1 @@
+"""Device management: the registry, provisioning, liveness and commands down to devices."""

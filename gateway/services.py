@@ -1,0 +1,48 @@
+"""What the API and the dashboard may use of the running gateway.
+
+`app.Gateway` builds these parts and satisfies this protocol; routers and
+pages are typed against it, so they see the services, never the composition
+root (and tests can hand them a smaller stand-in).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gateway.access.readers import DoorReaders
+    from gateway.access.service import AccessControl
+    from gateway.config import Settings
+    from gateway.core.metrics import Metrics
+    from gateway.management.commands import Commands
+    from gateway.management.liveness import Liveness
+    from gateway.management.provisioning import Provisioner
+    from gateway.management.registry import Registry
+    from gateway.pipeline import IngestQueue, Pipeline
+    from gateway.uplink.service import Uplink
+    from gateway.vehicles.service import Vehicles
+    from gateway.visitors.service import Visitors
+
+
+class Services(Protocol):
+    settings: Settings
+    version: str
+    engine: Engine
+    metrics: Metrics
+    registry: Registry
+    queue: IngestQueue
+    pipeline: Pipeline
+    liveness: Liveness
+    commands: Commands
+    provisioner: Provisioner
+    access: AccessControl
+    visitors: Visitors
+    vehicles: Vehicles
+    uplink: Uplink
+    door_readers: DoorReaders | None
+
+    def mqtt_connected(self) -> bool | None: ...
+
+    def people_changed(self) -> None: ...
