@@ -7,12 +7,12 @@ themselves are `FixRecord` there, with the other device records.
 from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from gateway.store.columns import epoch_ms
+from gateway.store.columns import Table, epoch_ms
 
 
-class Vehicle(SQLModel, table=True):
+class Vehicle(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     plate: str = Field(max_length=32)
     device_id: str | None = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
@@ -22,7 +22,7 @@ class Vehicle(SQLModel, table=True):
     updated_at: int = epoch_ms()
 
 
-class TripRow(SQLModel, table=True):
+class TripRow(Table, table=True):
     """A trip as last computed from the vehicle's fixes; recomputed when late fixes land inside it."""
 
     __tablename__ = "trip"
@@ -46,7 +46,7 @@ class TripRow(SQLModel, table=True):
     computed_at: int = epoch_ms()
 
 
-class Booking(SQLModel, table=True):
+class Booking(Table, table=True):
     __table_args__ = (Index("ix_booking_vehicle_start", "vehicle_id", "start_time"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -59,14 +59,14 @@ class Booking(SQLModel, table=True):
     created_by: str = Field(default="", max_length=100)
 
 
-class Geofence(SQLModel, table=True):
+class Geofence(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(default="", max_length=200)
     shape: dict = Field(sa_column=Column(JSON, nullable=False))  # {"circle": {...}} or {"polygon": [...]}
     dwell_s: int = 60
 
 
-class GeofenceEventRow(SQLModel, table=True):
+class GeofenceEventRow(Table, table=True):
     __tablename__ = "geofence_event"
     __table_args__ = (Index("ix_geofence_event_vehicle_time", "vehicle_id", "time"),)
 

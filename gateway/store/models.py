@@ -8,15 +8,15 @@ input that carried it.
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from gateway.store.columns import epoch_ms
+from gateway.store.columns import Table, epoch_ms
 
 # Every table is importable from here and registered when this module is (Alembic's env.py imports it).
 from gateway.store.fleet_models import Booking, Geofence, GeofenceEventRow, TripRow, Vehicle  # noqa: F401
 
 
-class Device(SQLModel, table=True):
+class Device(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(max_length=16)
     protocol: str = Field(max_length=16)
@@ -37,7 +37,7 @@ class Device(SQLModel, table=True):
     secret_enc: str | None = Field(default=None, max_length=400)
 
 
-class Journal(SQLModel, table=True):
+class Journal(Table, table=True):
     """Every accepted input, as received: one segment per committed batch (see store/journal.py)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -47,7 +47,7 @@ class Journal(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
-class DeadLetter(SQLModel, table=True):
+class DeadLetter(Table, table=True):
     __tablename__ = "dead_letter"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -61,7 +61,7 @@ class DeadLetter(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
-class PunchRecord(SQLModel, table=True):
+class PunchRecord(Table, table=True):
     __tablename__ = "punch"
     # Time-ordered inserts make the time index cheap to keep; attendance reads punches by time range.
     __table_args__ = (Index("ix_punch_device_time", "device_id", "time"), Index("ix_punch_time", "time"))
@@ -84,7 +84,7 @@ class PunchRecord(SQLModel, table=True):
     stored_at: int = epoch_ms()
 
 
-class AccessRecord(SQLModel, table=True):
+class AccessRecord(Table, table=True):
     __tablename__ = "access_event"
     __table_args__ = (Index("ix_access_door_time", "door", "time"),)
 
@@ -110,7 +110,7 @@ class AccessRecord(SQLModel, table=True):
     stored_at: int = epoch_ms()
 
 
-class FixRecord(SQLModel, table=True):
+class FixRecord(Table, table=True):
     __tablename__ = "fix"
     __table_args__ = (Index("ix_fix_device_time", "device_id", "time"),)
 
@@ -136,7 +136,7 @@ class FixRecord(SQLModel, table=True):
     stored_at: int = epoch_ms()
 
 
-class StatusRecord(SQLModel, table=True):
+class StatusRecord(Table, table=True):
     __tablename__ = "device_status"
     __table_args__ = (Index("ix_status_device_time", "device_id", "time"),)
 
@@ -150,7 +150,7 @@ class StatusRecord(SQLModel, table=True):
     stored_at: int = epoch_ms()
 
 
-class CommandResultRecord(SQLModel, table=True):
+class CommandResultRecord(Table, table=True):
     __tablename__ = "command_result"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,7 +163,7 @@ class CommandResultRecord(SQLModel, table=True):
     raw_ref: str = Field(max_length=40)
 
 
-class ApiToken(SQLModel, table=True):
+class ApiToken(Table, table=True):
     """An API token: only its SHA-256 is kept (tokens are long random strings, so a fast hash is enough)."""
 
     __tablename__ = "api_token"
@@ -177,7 +177,7 @@ class ApiToken(SQLModel, table=True):
     revoked_at: int | None = epoch_ms(nullable=True)
 
 
-class AuditEntry(SQLModel, table=True):
+class AuditEntry(Table, table=True):
     """One change made through the API: who, what, when, before and after (never a secret)."""
 
     __tablename__ = "audit"
@@ -192,7 +192,7 @@ class AuditEntry(SQLModel, table=True):
     after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-class Person(SQLModel, table=True):
+class Person(Table, table=True):
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     department: str = Field(default="", max_length=100)
@@ -207,7 +207,7 @@ class Person(SQLModel, table=True):
     updated_at: int = epoch_ms()
 
 
-class Command(SQLModel, table=True):
+class Command(Table, table=True):
     """A command queued down to a device: queued -> sent -> succeeded | failed | timed_out."""
 
     id: str = Field(primary_key=True, max_length=32)
@@ -223,7 +223,7 @@ class Command(SQLModel, table=True):
     timeout_s: int = 30
 
 
-class ShiftRow(SQLModel, table=True):
+class ShiftRow(Table, table=True):
     """A shift rule (see gateway/attendance): local wall-clock times in the site's zone."""
 
     __tablename__ = "shift"
@@ -239,7 +239,7 @@ class ShiftRow(SQLModel, table=True):
     updated_at: int = epoch_ms()
 
 
-class ShiftAssignment(SQLModel, table=True):
+class ShiftAssignment(Table, table=True):
     """Who works which shift: a person, or everyone in a department (a person's own assignment wins)."""
 
     __tablename__ = "shift_assignment"
@@ -251,12 +251,12 @@ class ShiftAssignment(SQLModel, table=True):
     shift_id: str = Field(max_length=64)
 
 
-class Holiday(SQLModel, table=True):
+class Holiday(Table, table=True):
     date: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, the site's calendar
     name: str = Field(default="", max_length=200)
 
 
-class LeaveDay(SQLModel, table=True):
+class LeaveDay(Table, table=True):
     __tablename__ = "leave_day"
 
     person_id: str = Field(primary_key=True, max_length=64)
@@ -264,7 +264,7 @@ class LeaveDay(SQLModel, table=True):
     kind: str = Field(default="leave", max_length=32)
 
 
-class Visit(SQLModel, table=True):
+class Visit(Table, table=True):
     """A visitor's invitation and the visit it becomes (one row: the invitation id is the visitor id at the doors).
 
     The credential is stored in clear: the doors check it from memory. After the
@@ -296,7 +296,7 @@ class Visit(SQLModel, table=True):
     created_by: str = Field(max_length=100)
 
 
-class VisitorBlock(SQLModel, table=True):
+class VisitorBlock(Table, table=True):
     """A blocklist entry: an invitation whose visitor name or phone matches it is refused."""
 
     __tablename__ = "visitor_blocklist"
@@ -309,7 +309,7 @@ class VisitorBlock(SQLModel, table=True):
     created_by: str = Field(max_length=100)
 
 
-class VisitNotification(SQLModel, table=True):
+class VisitNotification(Table, table=True):
     """Tells a host their visitor has arrived; an uplink delivers it and sets `delivered`."""
 
     __tablename__ = "visit_notification"
@@ -322,7 +322,7 @@ class VisitNotification(SQLModel, table=True):
     delivered: bool = Field(default=False, index=True)
 
 
-class AccessSchedule(SQLModel, table=True):
+class AccessSchedule(Table, table=True):
     """Weekly opening windows for people's access (local wall-clock times in the site's zone)."""
 
     __tablename__ = "access_schedule"
@@ -333,7 +333,7 @@ class AccessSchedule(SQLModel, table=True):
     holidays_closed: bool = True
 
 
-class OutboxEntry(SQLModel, table=True):
+class OutboxEntry(Table, table=True):
     """A record on its way to one uplink sink, written in the transaction that stored the record.
 
     pending -> sending (marked before the call, so after a crash the sink can check whether the lost
