@@ -22,7 +22,7 @@ from gateway.access.service import AccessControl
 from gateway.api import create_app
 from gateway.auth import secretbox
 from gateway.auth.credentials import verify_secret
-from gateway.config import Settings
+from gateway.config import SerialLineSettings, Settings
 from gateway.core.metrics import Metrics
 from gateway.devices.zk_session import AdmsSession
 from gateway.devices.zk_session import Terminal as ZkTerminal
@@ -248,10 +248,10 @@ class Gateway:
         self.uplink.start()
         osdp_lines = [line for line in s.serial if line.protocol == "osdp"]
         if osdp_lines:
-            from gateway.access.readers import DoorReaders  # libosdp is loaded only where doors are
+            from gateway.access.readers import DoorReaders
 
-            self.door_readers = DoorReaders(osdp_lines, self.engine, self.access, self.provisioner, self.liveness)
-            await asyncio.to_thread(self.door_readers.start)
+            self.door_readers = DoorReaders(self.engine, self.access, self.provisioner, self.liveness)
+            await asyncio.to_thread(_start_door_lines, osdp_lines, self.door_readers)
         for line in s.serial:
             if line.protocol not in (*LINE_PROTOCOLS, "osdp"):
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
@@ -325,6 +325,22 @@ class Gateway:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def _start_door_lines(lines: list[SerialLineSettings], readers: DoorReaders) -> None:
+    """One OSDP line per port, carrying the readers registered on it; its card reads and keypresses
+    go to the door logic, which answers on the same line."""
+    from gateway.transports.osdp_cp import OsdpLine  # libosdp is loaded only where doors are
+
+    keys = readers.load([line.port for line in lines])
+    for line in lines:
+        if not keys[line.port]:
+            log.warning("OSDP line %s has no readers registered; not started", line.port)
+            continue
+        on_event = partial(readers.on_event, line.port)
+        readers.attach(
+            line.port, OsdpLine(line.port, keys[line.port], baudrate=line.baudrate, on_event=on_event).start()
+        )
 
 
 async def _every(interval: float, job: Any, what: str) -> None:
