@@ -70,16 +70,13 @@ def bare_cp(port: str, key: str) -> None:
     """Child mode: the baseline control panel."""
     import logging
 
-    import osdp
-
+    from gateway.core.reader_events import CardRead
     from gateway.transports.osdp_cp import OsdpLine
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    line = OsdpLine(
-        port, {1: key}, on_event=lambda a, ev: ev.get("event") == osdp.Event.CardRead and line.grant(a, STRIKE_MS)
-    )
+    line = OsdpLine(port, {1: key}, on_event=lambda a, ev: isinstance(ev, CardRead) and line.grant(a, STRIKE_MS))
     line.start()
     stop.wait()
     line.stop(2.0)

@@ -202,7 +202,7 @@ def section_trips(args: argparse.Namespace) -> None:
 
 def section_codec(args: argparse.Namespace) -> None:
 
-    from gateway.devices import jt808
+    from gateway.devices import jt808, jt808_location
 
     rng = random.Random(5)
     frames = []
@@ -222,7 +222,7 @@ def section_codec(args: argparse.Namespace) -> None:
         for chunk in chunks:
             for content in deframer.feed(chunk):
                 frame = jt808.parse_frame(content)
-                jt808.parse_location(frame.body, "bench", tz)
+                jt808_location.parse_location(frame.body, "bench", tz)
                 n += 1
         return n
 

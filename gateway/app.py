@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from sqlmodel import Session
@@ -21,14 +22,17 @@ from gateway.access.service import AccessControl
 from gateway.api import create_app
 from gateway.auth import secretbox
 from gateway.auth.credentials import verify_secret
-from gateway.config import Settings
+from gateway.config import SerialLineSettings, Settings
 from gateway.core.metrics import Metrics
+from gateway.devices.zk_session import AdmsSession
+from gateway.devices.zk_session import Terminal as ZkTerminal
 from gateway.management.commands import Commands
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
 from gateway.pipeline import IngestQueue, Pipeline
+from gateway.pipeline.writer import DEAD_RAW_LIMIT
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
@@ -36,6 +40,7 @@ from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.jt808_server import Jt808Server
 from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
+from gateway.transports.zk_http import ZkAdmsHttp
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.service import Uplink
 from gateway.vehicles.service import Vehicles
@@ -152,6 +157,12 @@ class Gateway:
                 accept_bad_checksum=s.jt808.accept_bad_checksum,
                 idle_timeout=s.jt808.idle_timeout_s,
             )
+        self.zk_adms = ZkAdmsHttp(
+            AdmsSession(self._zk_terminal, ZoneInfo(s.site.timezone), self.pipeline.max_payload, DEAD_RAW_LIMIT),
+            self.queue,
+            self.liveness.heartbeat,
+            self.commands,
+        )
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
         self.pipeline.outbox = self.outbox
         self.visitors.outbox = self.outbox
@@ -194,6 +205,10 @@ class Gateway:
         assert self.mqtt is not None
         await self.mqtt.publish_confirmed(topic, payload)
 
+    def _zk_terminal(self, sn: str) -> ZkTerminal | None:
+        device = self.registry.by_zk_sn(sn)
+        return ZkTerminal(device.id, device.tz) if device is not None else None
+
     def _jt808_auth_code(self, device_id: str) -> str | None:
         return self.provisioner.secret(device_id)
 
@@ -233,10 +248,10 @@ class Gateway:
         self.uplink.start()
         osdp_lines = [line for line in s.serial if line.protocol == "osdp"]
         if osdp_lines:
-            from gateway.access.readers import DoorReaders  # libosdp is loaded only where doors are
+            from gateway.access.readers import DoorReaders
 
-            self.door_readers = DoorReaders(osdp_lines, self.engine, self.access, self.provisioner, self.liveness)
-            await asyncio.to_thread(self.door_readers.start)
+            self.door_readers = DoorReaders(self.engine, self.access, self.provisioner, self.liveness)
+            await asyncio.to_thread(_start_door_lines, osdp_lines, self.door_readers)
         for line in s.serial:
             if line.protocol not in (*LINE_PROTOCOLS, "osdp"):
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
@@ -249,8 +264,10 @@ class Gateway:
         if self.door_readers is not None:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
         host, port = s.api.host_port()
+        app = create_app(self)
+        app.include_router(self.zk_adms.router)  # ZK ADMS terminals: no bearer token, identified by SN
         config = uvicorn.Config(
-            create_app(self),
+            app,
             host=host,
             port=port,
             lifespan="off",
@@ -308,6 +325,22 @@ class Gateway:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def _start_door_lines(lines: list[SerialLineSettings], readers: DoorReaders) -> None:
+    """One OSDP line per port, carrying the readers registered on it; its card reads and keypresses
+    go to the door logic, which answers on the same line."""
+    from gateway.transports.osdp_cp import OsdpLine  # libosdp is loaded only where doors are
+
+    keys = readers.load([line.port for line in lines])
+    for line in lines:
+        if not keys[line.port]:
+            log.warning("OSDP line %s has no readers registered; not started", line.port)
+            continue
+        on_event = partial(readers.on_event, line.port)
+        readers.attach(
+            line.port, OsdpLine(line.port, keys[line.port], baudrate=line.baudrate, on_event=on_event).start()
+        )
 
 
 async def _every(interval: float, job: Any, what: str) -> None:

@@ -19,13 +19,12 @@ from gateway.devices.jt808 import (
     escape,
     general_response,
     parse_auth,
-    parse_batch,
     parse_frame,
-    parse_location,
     parse_register,
     register_response,
     unescape,
 )
+from gateway.devices.jt808_location import parse_batch, parse_location
 from tests.codec_checks import only_decode_errors
 
 UTC = UTC

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from firmware_stubs.jt808_terminal import SimulatedTerminal, bearing_deg, distance_km
-from gateway.devices import jt808
+from gateway.devices import jt808, jt808_location
 from gateway.devices.jt808 import (
     Deframer,
     build_frame,
@@ -61,9 +61,9 @@ class Platform:
             self.codes.append(code)
             return general_response(frame, self._next(), jt808.OK if code == CODE else jt808.FAILED)
         if frame.msg_id == jt808.LOCATION:
-            self.fixes.append(jt808.parse_location(frame.body, PHONE, SHANGHAI))
+            self.fixes.append(jt808_location.parse_location(frame.body, PHONE, SHANGHAI))
         elif frame.msg_id == jt808.BATCH_LOCATION:
-            self.fixes.extend(jt808.parse_batch(frame.body, PHONE, SHANGHAI).events)
+            self.fixes.extend(jt808_location.parse_batch(frame.body, PHONE, SHANGHAI).events)
         answer = general_response(frame, self._next())
         if self.push_command:  # a platform request the terminal does not know, ahead of the answer
             self.push_command = False

@@ -15,12 +15,15 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import osdp
 import pytest
 
 from firmware_stubs.osdp_reader import ReaderBus, SimulatedReader, h10301
+from gateway.core.reader_events import CardRead, KeyPress
 from gateway.transports.osdp_cp import OsdpLine
+from gateway.transports.osdp_dispatch import reader_event
 from tests.conftest import wait_for
 
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -64,15 +67,15 @@ class Collected:
     """What on_event / on_status delivered, with arrival times, waitable."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[float, int, dict, str]] = []
+        self.items: list[tuple[float, int, object, str]] = []
         self.cond = threading.Condition()
 
-    def __call__(self, address: int, payload: dict) -> None:
+    def __call__(self, address: int, payload: object) -> None:
         with self.cond:
             self.items.append((time.monotonic(), address, payload, threading.current_thread().name))
             self.cond.notify_all()
 
-    def wait(self, predicate, timeout: float = 10.0) -> tuple[float, int, dict, str]:
+    def wait(self, predicate, timeout: float = 10.0) -> tuple[float, int, Any, str]:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -86,13 +89,8 @@ class Collected:
 
 
 def is_card(data: bytes, bits: int, address: int | None = None):
-    def check(addr: int, ev: dict) -> bool:
-        return (
-            ev.get("event") == osdp.Event.CardRead
-            and ev.get("data") == data
-            and ev.get("length") == bits
-            and (address is None or addr == address)
-        )
+    def check(addr: int, ev: object) -> bool:
+        return isinstance(ev, CardRead) and ev.data == data and ev.bits == bits and (address is None or addr == address)
 
     return check
 
@@ -129,7 +127,7 @@ def test_secure_channel_comes_up(pty, started, caplog):
     wait_for(lambda: reader.secure, 5, what="the reader's side of the secure channel")
     status = line.status(1)
     assert status["reason"] is None and status["sc_failures"] == 0 and not status["installing"]
-    statuses.wait(lambda a, s: a == 1 and s["online"] and s["secure"])
+    statuses.wait(lambda a, s: a == 1 and s.online and s.secure)
     # libosdp's C logging arrives in Python logging, attributed to this line and reader
     wait_for(
         lambda: any(
@@ -154,7 +152,7 @@ def test_card_and_keypad_events(pty, started):
     reader.present_h10301(10, 1093)
     arrived, address, event, thread = events.wait(is_card(H10301_FC10_CN1093, 26))
     assert address == 1
-    assert event["format"] == osdp.CardFormat.Wiegand and event["reader_no"] == 0
+    assert event.format == "wiegand" and event.reader_no == 0
     assert not thread.startswith("osdp /")  # delivered off the refresh thread
     print(f"card-to-event latency {1000 * (arrived - sent):.1f} ms")
 
@@ -162,8 +160,8 @@ def test_card_and_keypad_events(pty, started):
     events.wait(is_card(b"\xab\xcd\xef\x12\x30", 37, address=1))
 
     reader.enter_keys("1234#")
-    _, address, event, _ = events.wait(lambda a, e: e.get("event") == osdp.Event.KeyPress)
-    assert address == 1 and event["data"] == b"1234#"
+    _, address, event, _ = events.wait(lambda a, e: isinstance(e, KeyPress))
+    assert address == 1 and event.keys == "1234#"
     assert line.status(1)["events"] == 3
 
 
@@ -214,7 +212,7 @@ def test_events_on_an_asyncio_loop(pty, started):
         loop = asyncio.get_running_loop()
         got: asyncio.Future = loop.create_future()
 
-        def on_event(address: int, event: dict) -> None:
+        def on_event(address: int, event: object) -> None:
             on_loop = asyncio.get_running_loop() is loop  # raises if not on a loop thread
             if not got.done():
                 got.set_result((address, event, on_loop))
@@ -230,7 +228,7 @@ def test_events_on_an_asyncio_loop(pty, started):
             await loop.run_in_executor(None, line.stop)
 
     address, event, on_loop = asyncio.run(scenario())
-    assert address == 1 and event["data"] == H10301_FC10_CN1093 and on_loop
+    assert address == 1 and event.data == H10301_FC10_CN1093 and on_loop
 
 
 def test_wrong_key_stays_offline_and_is_reported(pty, started):
@@ -287,8 +285,8 @@ def test_install_window_open_from_the_start(pty, started):
 
     wait_for(lambda: line.secure(7), 15, what="secure channel after install")
     assert reader.scbk == KEY2
-    statuses.wait(lambda a, s: a == 7 and s["installing"])
-    statuses.wait(lambda a, s: a == 7 and s["secure"] and not s["installing"])
+    statuses.wait(lambda a, s: a == 7 and s.installing)
+    statuses.wait(lambda a, s: a == 7 and s.secure and not s.installing)
 
 
 def test_line_recovers_after_unplug(pty, started):
@@ -305,7 +303,7 @@ def test_line_recovers_after_unplug(pty, started):
     wait_for(lambda: not line.connected.is_set(), 10, what="the line to notice the unplug")
     assert not line.online(1) and not line.secure(1)
     assert line.status(1)["reason"].startswith("line down")
-    statuses.wait(lambda a, s: a == 1 and not s["online"])
+    statuses.wait(lambda a, s: a == 1 and not s.online)
     assert line.grant(1, 1000).result(10) is False
 
     pty.plug()
@@ -357,3 +355,19 @@ def test_two_readers_on_one_line(pty, started):
     assert r1.wait_for("led", lambda c: c["on_color"] == osdp.CommandLEDColor.Red) is not None
     assert r1.outputs() == []  # the grant went to reader 2 only
     assert not r2.leds() or all(c.command["on_color"] != osdp.CommandLEDColor.Red for c in r2.leds())
+
+
+def test_libosdp_events_become_neutral_reader_events():
+    data, bits = h10301(10, 1093)
+    card = {
+        "event": osdp.Event.CardRead,
+        "reader_no": 0,
+        "format": osdp.CardFormat.Wiegand,
+        "length": bits,
+        "data": data,
+    }
+    assert reader_event(card) == CardRead(data, 26, "wiegand", 0)
+    ascii_card = {**card, "format": osdp.CardFormat.ASCII, "reader_no": 1}
+    assert reader_event(ascii_card) == CardRead(data, 26, "ascii", 1)
+    assert reader_event({"event": osdp.Event.KeyPress, "reader_no": 0, "data": b"1234#"}) == KeyPress("1234#")
+    assert reader_event({"event": osdp.Event.Notification, "type": 0, "arg0": 0, "arg1": 0}) is None

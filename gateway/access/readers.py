@@ -1,32 +1,47 @@
-"""OSDP door readers: a read becomes a decision, the decision opens the door (or not) at once.
+"""Door readers: a read becomes a decision, the decision opens the door (or not) at once.
 
-One `OsdpLine` per `[[serial]] protocol = "osdp"` line, carrying every reader
-registered on it (`config.line` = the port). Events arrive on the line's
-dispatch thread, outside libosdp's lock, so answering with `grant()` or
-`deny()` from here is safe.
+The readers are registered devices (`config.line` = the port of their line,
+`config.address` on it). A line of readers (an OSDP line: the app wires it)
+hands `on_event(port, address, event)` neutral events, a card read or a
+keypress (gateway.core.reader_events), on its dispatch thread, outside the
+line's own lock, so answering with `grant()` or `deny()` from here is safe.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import osdp
 from sqlalchemy import select
 from sqlmodel import Session
 
 from gateway.access.decide import Credential
 from gateway.access.service import AccessControl
-from gateway.config import SerialLineSettings as SerialSettings
+from gateway.core.reader_events import CardRead, KeyPress, ReaderEvent
 from gateway.devices import wiegand
 from gateway.devices.errors import DecodeError
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.store.models import Device
-from gateway.transports.osdp_cp import OsdpLine
 
 log = logging.getLogger(__name__)
+
+
+class ReaderLine(Protocol):
+    """What the door logic needs of a line of readers, each known by its address on it."""
+
+    def grant(self, address: int, strike_ms: int = 3000) -> object: ...
+
+    def deny(self, address: int) -> object: ...
+
+    def online(self, address: int) -> bool: ...
+
+    def status(self, address: int) -> dict[str, Any]: ...
+
+    def install(self, address: int) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -38,78 +53,67 @@ class Reader:
     direction: str = "in"
 
 
-def credential_of(event: dict[str, Any], card_format: str) -> tuple[Credential, int | None] | None:
-    """The credential a reader event carries (card or keypad PIN), or None for other events."""
-    kind = event.get("event")
-    if kind == osdp.Event.CardRead:
-        data, bits = bytes(event.get("data") or b""), int(event.get("length") or 0)
+def credential_of(event: ReaderEvent, card_format: str) -> tuple[Credential, int | None] | None:
+    """The credential a reader event carries (card or keypad PIN), or None for an empty entry."""
+    if isinstance(event, CardRead):
+        data, bits = event.data, event.bits
         try:
             return Credential.from_card(wiegand.decode(data, bits, card_format)), bits
         except DecodeError as exc:
             # A misread or a card of another format: denied with its reason, its bits kept for the record.
             value = wiegand.hex_value(data, bits) if bits > 0 else data.hex()
             return Credential("card", value, parity_ok=exc.reason != "bad_parity"), bits
-    if kind == osdp.Event.KeyPress:
-        digits = bytes(event.get("data") or b"").decode("ascii", "ignore").rstrip("#*")
+    if isinstance(event, KeyPress):
+        digits = event.keys.rstrip("#*")
         return (Credential("pin", digits), None) if digits else None
     return None
 
 
 class DoorReaders:
-    def __init__(
-        self,
-        lines: list[SerialSettings],
-        engine: Any,
-        access: AccessControl,
-        provisioner: Provisioner,
-        liveness: Liveness,
-    ) -> None:
-        self.settings = lines
+    def __init__(self, engine: Any, access: AccessControl, provisioner: Provisioner, liveness: Liveness) -> None:
         self.engine = engine
         self.access = access
         self.provisioner = provisioner
         self.liveness = liveness
-        self.lines: dict[str, OsdpLine] = {}
+        self.lines: dict[str, ReaderLine] = {}
         self._readers: dict[tuple[str, int], Reader] = {}
 
-    def start(self) -> None:
+    def load(self, ports: list[str]) -> dict[str, dict[int, bytes]]:
+        """The readers registered on these lines: {port: {address: Secure Channel key}}."""
         with Session(self.engine) as session:
             devices = session.execute(select(Device).where(Device.protocol == "osdp")).scalars().all()
-        for line in self.settings:
-            keys = {}
-            for device in devices:
-                if device.config.get("line") != line.port:
-                    continue
-                address = int(device.config["address"])
-                keys[address] = bytes.fromhex(self.provisioner.secret(device.id) or "")
-                self._readers[(line.port, address)] = Reader(
-                    device.id,
-                    device.config.get("door") or device.id,
-                    device.config.get("format", "H10301"),
-                    int(device.config.get("strike_ms", 3000)),
-                    device.config.get("direction", "in"),
-                )
-            if not keys:
-                log.warning("OSDP line %s has no readers registered; not started", line.port)
+        keys: dict[str, dict[int, bytes]] = {port: {} for port in ports}
+        for device in devices:
+            port = device.config.get("line")
+            if port not in keys:
                 continue
-            osdp_line = OsdpLine(line.port, keys, baudrate=line.baudrate, on_event=self._handler(line.port))
-            self.lines[line.port] = osdp_line.start()
-
-    def _handler(self, port: str) -> Any:
-        def on_event(address: int, event: dict[str, Any]) -> None:
-            reader = self._readers.get((port, address))
-            found = credential_of(event, reader.card_format) if reader is not None else None
-            if reader is None or found is None:
-                return
-            credential, bits = found
-            self.liveness.heartbeat(reader.device_id)
-            decision = self.access.read(
-                reader.device_id, reader.door, credential, bits, reader.card_format, reader.direction
+            address = int(device.config["address"])
+            keys[port][address] = bytes.fromhex(self.provisioner.secret(device.id) or "")
+            self._readers[(port, address)] = Reader(
+                device.id,
+                device.config.get("door") or device.id,
+                device.config.get("format", "H10301"),
+                int(device.config.get("strike_ms", 3000)),
+                device.config.get("direction", "in"),
             )
-            line = self.lines[port]
-            line.grant(address, reader.strike_ms) if decision.granted else line.deny(address)
+        return keys
 
-        return on_event
+    def attach(self, port: str, line: ReaderLine) -> None:
+        """The running line the readers on `port` are reached through."""
+        self.lines[port] = line
+
+    def on_event(self, port: str, address: int, event: ReaderEvent) -> None:
+        reader = self._readers.get((port, address))
+        found = credential_of(event, reader.card_format) if reader is not None else None
+        if reader is None or found is None:
+            return
+        credential, bits = found
+        self.liveness.heartbeat(reader.device_id)
+        decision = self.access.read(
+            reader.device_id, reader.door, credential, bits, reader.card_format, reader.direction
+        )
+        line = self.lines[port]
+        line.grant(address, reader.strike_ms) if decision.granted else line.deny(address)
 
     def heartbeat(self) -> None:
         """Readers answering polls are alive."""

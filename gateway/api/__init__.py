@@ -12,7 +12,6 @@ from gateway.api import (
     devices,
     errors,
     health,
-    iclock,
     people,
     records,
     tokens,
@@ -43,6 +42,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(visitors.router, responses=errors.RESPONSES)
     app.include_router(vehicles.router, responses=errors.RESPONSES)
     app.include_router(uplink.router, responses=errors.RESPONSES)
-    app.include_router(iclock.router)  # ZK ADMS terminals: no bearer token, identified by SN
     app.include_router(dashboard_router)  # pages with a session cookie, left out of the OpenAPI document
     return app

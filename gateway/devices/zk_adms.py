@@ -1,6 +1,7 @@
 """ZKTeco ADMS ("iclock") push protocol, sans-IO: text in, text out, no I/O, no clock.
 
-A terminal speaks HTTP to the gateway (gateway/api/iclock.py serves it):
+A terminal speaks HTTP to the gateway (gateway/devices/zk_session.py is the conversation,
+gateway/transports/zk_http.py serves it):
 
 - `GET /iclock/cdata?SN=..&options=all[&pushver=..]`: the handshake; the answer
   is `handshake_reply()`, one `key=value` a line.

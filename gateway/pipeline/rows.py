@@ -10,7 +10,17 @@ import orjson
 
 from gateway.core.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.core.timeutil import to_epoch_ms
-from gateway.devices import access_log, attlog, card_lines, jt808, mqtt_device, mqtt_json, nmea, owntracks
+from gateway.devices import (
+    access_log,
+    attlog,
+    card_lines,
+    jt808,
+    jt808_location,
+    mqtt_device,
+    mqtt_json,
+    nmea,
+    owntracks,
+)
 from gateway.devices.base import Decoded
 from gateway.management.registry import DeviceInfo
 
@@ -31,7 +41,8 @@ DECODERS: dict[str, Decoder] = {
     "serial/attlog": lambda p, d, now: attlog.decode(p, d.id, d.tz, not_after=now + FUTURE_LIMIT),
     "serial/card-lines": lambda p, d, now: card_lines.decode(p, d.id, d.tz, now),
     "access/decided": lambda p, d, now: access_log.decode(p, d.id, d.tz),
-    "jt808/location": lambda p, d, now: _jt808_location(p, d),
+    # The JT/T 808 session hands its fixes over decoded; this decodes only a frame submitted without them.
+    "jt808/location": lambda p, d, now: jt808_location.decode(jt808.parse_frame(p), d.id, d.tz),
     "owntracks": lambda p, d, now: owntracks.decode(p, d.id, d.tz),
     "serial/nmea": lambda p, d, now: _nmea_reader(d).feed(p, now),
 }
@@ -46,16 +57,6 @@ def _nmea_reader(device: DeviceInfo) -> nmea.NmeaReader:
     if reader is None:
         reader = _NMEA_READERS[device.id] = nmea.NmeaReader(device.id, tz=device.tz)
     return reader
-
-
-def _jt808_location(content: bytes, device: DeviceInfo) -> Decoded:
-    """A 0x0200 or 0x0704 frame as the server received it; a frame the server let through despite a bad
-    checksum or length (the site's policy) has its fixes flagged."""
-    frame = jt808.parse_frame(content)
-    flags = (["bad_checksum"] if not frame.checksum_ok else []) + (["bad_length"] if not frame.length_ok else [])
-    if frame.msg_id == jt808.BATCH_LOCATION:
-        return jt808.parse_batch(frame.body, device.id, device.tz, flags)
-    return Decoded([jt808.parse_location(frame.body, device.id, device.tz, flags)])
 
 
 def route(topic: str, device_id: str | None) -> tuple[str | None, str | None]:

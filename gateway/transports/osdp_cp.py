@@ -10,14 +10,16 @@ libosdp's; this module runs the line around it:
   (about 17 polls/s per reader, its 50 ms poll interval);
 - the refresh thread is the only one that touches the libosdp context.
   Commands from other threads go through a queue it drains; events are
-  collected from libosdp's queue after refresh() returns and handed to
-  `on_event(address, event)` on a dispatcher thread (or an asyncio loop), so
-  callbacks run outside libosdp's lock and may call `grant()` themselves;
+  collected from libosdp's queue after refresh() returns and handed, as
+  neutral reader events, to `on_event(address, event)` on a dispatcher thread
+  (or an asyncio loop), so callbacks run outside libosdp's lock and may call
+  `grant()` themselves;
 - recovery: the port reopens by itself after it disappears (adapter
   unplugged, pty closed) and a new control panel is built.
 
 Alongside: osdp_readers follows each reader's link (Secure Channel
-enforcement, install mode, retries), osdp_submissions makes a door command
+enforcement, install mode, retries), osdp_dispatch delivers its events in
+neutral terms off the refresh thread, osdp_submissions makes a door command
 run promptly or not at all, osdp_support holds the non-blocking serial
 channel and routes libosdp's C logging into Python logging
 (`gateway.transports.osdp_cp.libosdp`).
@@ -30,23 +32,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from typing import Any, Self
+from typing import Self
 
 import osdp
 import serial
 
 from gateway.core.backoff import Backoff
 from gateway.devices import osdp_commands as door_commands
+from gateway.transports.osdp_dispatch import Dispatcher, EventCallback, StatusCallback, reader_event, reader_link
 from gateway.transports.osdp_readers import LineReaders
 from gateway.transports.osdp_submissions import Submission
 from gateway.transports.osdp_support import LibosdpLog, SerialChannel, default_osdp_log_level, liblog
 
 log = logging.getLogger(__name__)
-
-EventCallback = Callable[[int, dict], Any]
-StatusCallback = Callable[[int, dict], Any]
 
 
 class OsdpLine:
@@ -54,9 +54,10 @@ class OsdpLine:
 
     readers: {address: scbk} with the 16-byte key (bytes or 32 hex characters)
     each reader has or is to receive in install mode.
-    on_event(address, event): libosdp's event dict (card read, keypress, ...),
-    called on this line's dispatcher thread, or on `loop` if one is given.
-    on_status(address, status): when a reader goes online/offline/secure.
+    on_event(address, event): a card read or a keypress, as a neutral event
+    (gateway.core.reader_events), called on this line's dispatcher thread, or
+    on `loop` if one is given (osdp_dispatch).
+    on_status(address, link): a `ReaderLink`, when a reader goes online/offline/secure.
     install: addresses whose install window opens at start (see install()).
     """
 
@@ -114,11 +115,10 @@ class OsdpLine:
         self._has_completion = False
         self._rate = {"refreshes_per_s": 0.0, "tx_packets_per_s": 0.0, "polls_per_s_per_reader": 0.0}
         self._ops: queue.SimpleQueue = queue.SimpleQueue()
-        self._dispatch: queue.SimpleQueue = queue.SimpleQueue()
         self._completions: list[tuple[int, dict, int]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._dispatcher: threading.Thread | None = None
+        self._dispatcher = Dispatcher(port, loop)
         self._log = LibosdpLog(self._on_libosdp_log, tag=f"osdp-cp {port}")
         for address in install:
             self._readers.open_install(address, time.monotonic(), install_window)
@@ -129,7 +129,6 @@ class OsdpLine:
         if self._thread is not None:
             raise RuntimeError("OSDP line already started")
         self._stop.clear()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name=f"osdp events {self.port}", daemon=True)
         self._dispatcher.start()
         self._thread = threading.Thread(target=self._run, name=f"osdp {self.port}", daemon=True)
         self._thread.start()
@@ -140,10 +139,7 @@ class OsdpLine:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._dispatch.put(None)
-        if self._dispatcher is not None:
-            self._dispatcher.join(timeout)
-            self._dispatcher = None
+        self._dispatcher.stop(timeout)
         self._fail_queued_ops("line stopped")
         self.last_line_error = "line stopped"
 
@@ -365,37 +361,16 @@ class OsdpLine:
             self._readers.complete(address, command, status)
         self._readers.update(cp, now, self.command_timeout)
 
-    # -- dispatch (outside libosdp) ------------------------------------------
+    # -- events, handed over off the refresh thread --------------------------
 
     def _reader_event(self, address: int, event: dict) -> None:
-        if self.on_event is not None:
-            self._post(self.on_event, address, event)
+        neutral = reader_event(event)
+        if self.on_event is not None and neutral is not None:
+            self._dispatcher.post(self.on_event, address, neutral)
 
     def _reader_changed(self, address: int) -> None:
         if self.on_status is not None:
-            self._post(self.on_status, address, self.status(address))
-
-    def _post(self, fn: Callable, address: int, payload: dict) -> None:
-        if self.loop is not None:
-            try:
-                self.loop.call_soon_threadsafe(self._call, fn, address, payload)
-            except RuntimeError:  # loop closed
-                log.warning("OSDP line %s: event loop closed, dropping %r", self.port, payload)
-        else:
-            self._dispatch.put((fn, address, payload))
-
-    def _dispatch_loop(self) -> None:
-        while True:
-            item = self._dispatch.get()
-            if item is None:
-                return
-            self._call(*item)
-
-    def _call(self, fn: Callable, address: int, payload: dict) -> None:
-        try:
-            fn(address, payload)
-        except Exception:
-            log.exception("OSDP line %s: callback for reader %d failed", self.port, address)
+            self._dispatcher.post(self.on_status, address, reader_link(self.status(address)))
 
     # -- libosdp log lines (called from C, on the refresh thread) ------------
 

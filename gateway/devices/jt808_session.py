@@ -1,0 +1,247 @@
+"""The platform's side of one JT/T 808 terminal connection, with no I/O: bytes in, actions out.
+
+A terminal registers (0x0100, answered with its auth code), authenticates
+(0x0102), then sends heartbeats (0x0002), locations (0x0200, 0x0704) and at
+last logs out (0x0003). The session holds what the conversation needs: the
+deframer, the platform's own message serial, which terminal this is and
+whether it has authenticated. The transport feeds it what it reads and
+carries out the actions it returns, in order:
+
+- `Send(data)`: write these bytes to the terminal.
+- `Counted(problem)`: a frame was read ("none", "bad_checksum",
+  "bad_length", "unparseable"), for the metrics.
+- `DeadLetter(...)`: store this refused frame with its reason before going on.
+- `Heartbeat(device_id)`: the terminal is alive (liveness is stored outside).
+- `Close()`: end the connection after what came before it.
+
+Two questions only the outside can answer, because the answers come from the
+database, are asked h11-style: the session returns the question as its last
+action and reads no further until it is answered.
+
+- `NeedAuthCode(device_id)`: answer with `auth_code(code or None)`.
+- `Store(...)`: the decoded fixes, to be committed; answer with
+  `stored(ok)`. The terminal's 0x8001 follows the commit, so a terminal that
+  hears nothing resends.
+
+Who a phone number is, is asked through the `lookup` callable given at
+construction: an in-memory table look-up with no I/O, and a question asked
+on every frame, so a round trip through the transport would buy nothing.
+Nothing here reads a clock: the idle limit is the transport's read timeout
+and fix times come from the terminal.
+
+Registration rules (who may register, which result and code it gets) live in
+`_register`: that is where a change to them goes.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from gateway.devices import jt808, jt808_location
+from gateway.devices.base import Decoded
+from gateway.devices.errors import DecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """A provisioned terminal, as `lookup(phone)` finds it."""
+
+    device_id: str
+    tz: tzinfo
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    frame: bytes  # as received between the delimiters
+    device_id: str | None
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NeedAuthCode:
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    frame: bytes  # the raw frame, for the journal
+    device_id: str
+    decoded: Decoded
+
+
+Action = Send | Counted | DeadLetter | Heartbeat | Close | NeedAuthCode | Store
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A question asked, and what its answer completes."""
+
+    ask: NeedAuthCode | Store
+    frame: jt808.Frame
+    serial: int  # the platform serial of the reply
+    content: bytes
+    presented: str = ""  # the auth code the terminal sent (0x0102)
+
+
+class Session:
+    def __init__(
+        self,
+        lookup: Callable[[str], Terminal | None],
+        *,
+        accept_bad_checksum: bool = True,
+        max_frame: int = jt808.DEFAULT_MAX_FRAME,
+    ) -> None:
+        self.lookup = lookup
+        self.accept_bad_checksum = accept_bad_checksum
+        self.terminal: Terminal | None = None
+        self.authenticated = False
+        self.closed = False
+        self.serial = 0  # the platform's own message serial
+        self._deframer = jt808.Deframer(max_frame)
+        self._frames: deque[bytes] = deque()
+        self._waiting: _Waiting | None = None
+
+    @property
+    def device_id(self) -> str | None:
+        return self.terminal.device_id if self.terminal else None
+
+    @property
+    def waiting(self) -> NeedAuthCode | Store | None:
+        """The question the session waits on, if any."""
+        return self._waiting.ask if self._waiting else None
+
+    def feed(self, data: bytes) -> list[Action]:
+        """Bytes read from the terminal; the actions they lead to (up to the first question)."""
+        self._frames.extend(self._deframer.feed(data))
+        return self._run([])
+
+    def auth_code(self, code: str | None) -> list[Action]:
+        """The answer to `NeedAuthCode`: the terminal's stored code, None if it has none."""
+        waiting = self._answer(NeedAuthCode)
+        if waiting.frame.msg_id == jt808.REGISTER:
+            return self._run(self._registered(waiting, code or ""))
+        return self._run(self._authenticated(waiting, code or ""))
+
+    def stored(self, ok: bool) -> list[Action]:
+        """The answer to `Store`: whether the fixes were committed."""
+        waiting = self._answer(Store)
+        result = jt808.OK if ok else jt808.FAILED
+        return self._run([Send(jt808.general_response(waiting.frame, waiting.serial, result))])
+
+    def _answer(self, kind: type[NeedAuthCode] | type[Store]) -> _Waiting:
+        waiting = self._waiting
+        if waiting is None or not isinstance(waiting.ask, kind):
+            raise RuntimeError(f"the session is not waiting for {kind.__name__}")
+        self._waiting = None
+        return waiting
+
+    def _run(self, actions: list[Action]) -> list[Action]:
+        while self._frames and self._waiting is None and not self.closed:
+            actions += self._handle(self._frames.popleft())
+        return actions
+
+    def _handle(self, content: bytes) -> list[Action]:
+        try:
+            frame = jt808.parse_frame(content)
+        except DecodeError as exc:
+            return [Counted("unparseable"), DeadLetter(content, self.device_id, exc.reason, exc.detail)]
+        # Real terminals send wrong checksums and lengths: counted here, accepted or not by policy below.
+        problem = "bad_checksum" if not frame.checksum_ok else "bad_length" if not frame.length_ok else "none"
+        out: list[Action] = [Counted(problem)]
+        self.serial = serial = (self.serial + 1) & 0xFFFF
+        terminal = self.lookup(frame.phone)
+        if terminal is None:
+            self.closed = True
+            detail = f"terminal {frame.phone!r} is not provisioned"
+            if frame.msg_id == jt808.REGISTER:
+                reply = jt808.register_response(frame, serial, jt808.NO_SUCH_TERMINAL)
+            else:
+                reply = jt808.general_response(frame, serial, jt808.FAILED)
+            return [*out, DeadLetter(content, None, "unknown_device", detail), Send(reply), Close()]
+        self.terminal = terminal
+        device_id = terminal.device_id
+        msg = frame.msg_id
+        if msg == jt808.REGISTER:
+            return [*out, *self._register(frame, serial, content)]
+        if msg == jt808.AUTHENTICATE:
+            return [*out, *self._authenticate(frame, serial, content)]
+        if not self.authenticated:
+            dead = DeadLetter(content, device_id, "not_authenticated", f"0x{msg:04X} before authentication")
+            return [*out, dead, Send(jt808.general_response(frame, serial, jt808.FAILED))]
+        if msg == jt808.HEARTBEAT:
+            return [*out, Heartbeat(device_id), Send(jt808.general_response(frame, serial, jt808.OK))]
+        if msg == jt808.LOGOUT:
+            self.closed = True
+            return [*out, Send(jt808.general_response(frame, serial, jt808.OK)), Close()]
+        if msg in (jt808.LOCATION, jt808.BATCH_LOCATION):
+            return [*out, *self._location(frame, serial, content, terminal)]
+        return [*out, Send(jt808.general_response(frame, serial, jt808.UNSUPPORTED))]
+
+    def _register(self, frame: jt808.Frame, serial: int, content: bytes) -> list[Action]:
+        # Any provisioned terminal may register and is told its code.
+        assert self.terminal is not None
+        ask = NeedAuthCode(self.terminal.device_id)
+        self._waiting = _Waiting(ask, frame, serial, content)
+        return [ask]
+
+    def _registered(self, waiting: _Waiting, code: str) -> list[Action]:
+        return [Send(jt808.register_response(waiting.frame, waiting.serial, jt808.REGISTERED, code))]
+
+    def _authenticate(self, frame: jt808.Frame, serial: int, content: bytes) -> list[Action]:
+        assert self.terminal is not None
+        try:
+            presented = jt808.parse_auth(frame.body, frame.version)
+        except DecodeError as exc:
+            dead = DeadLetter(content, self.terminal.device_id, exc.reason, exc.detail)
+            return [dead, Send(jt808.general_response(frame, serial, jt808.BAD_MESSAGE))]
+        ask = NeedAuthCode(self.terminal.device_id)
+        self._waiting = _Waiting(ask, frame, serial, content, presented)
+        return [ask]
+
+    def _authenticated(self, waiting: _Waiting, expected: str) -> list[Action]:
+        assert self.terminal is not None
+        device_id, frame = self.terminal.device_id, waiting.frame
+        if expected and hmac.compare_digest(waiting.presented.encode(), expected.encode()):
+            self.authenticated = True
+            return [Heartbeat(device_id), Send(jt808.general_response(frame, waiting.serial, jt808.OK))]
+        self.closed = True
+        dead = DeadLetter(waiting.content, device_id, "not_authorized", "wrong auth code")
+        return [dead, Send(jt808.general_response(frame, waiting.serial, jt808.FAILED)), Close()]
+
+    def _location(self, frame: jt808.Frame, serial: int, content: bytes, terminal: Terminal) -> list[Action]:
+        if not frame.checksum_ok and not self.accept_bad_checksum:
+            dead = DeadLetter(content, terminal.device_id, "bad_checksum", "checksum mismatch (refused by policy)")
+            return [dead, Send(jt808.general_response(frame, serial, jt808.BAD_MESSAGE))]
+        try:
+            decoded = jt808_location.decode(frame, terminal.device_id, terminal.tz)
+        except DecodeError as exc:
+            # Stored as a reject: dead-lettered with its reason, and the terminal need not resend it.
+            decoded = Decoded(rejects=[DecodeError(exc.reason, exc.detail, exc.raw or content)])
+        ask = Store(content, terminal.device_id, decoded)
+        self._waiting = _Waiting(ask, frame, serial, content)
+        return [ask]
