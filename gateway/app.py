@@ -13,22 +13,29 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from fastapi import FastAPI
 from sqlmodel import Session
 
 from gateway import __version__
 from gateway.access import mqtt_doors
+from gateway.access.schedule_service import Schedules
 from gateway.access.service import AccessControl
 from gateway.api import create_app
+from gateway.attendance.service import Attendance
 from gateway.auth import secretbox
 from gateway.auth.credentials import verify_secret
+from gateway.auth.token_service import Tokens
 from gateway.config import Settings
 from gateway.core.metrics import Metrics
+from gateway.dashboard import router as dashboard_router
 from gateway.management.commands import Commands
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
+from gateway.people.service import People
 from gateway.pipeline import IngestQueue, Pipeline
+from gateway.services import Services
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
@@ -51,6 +58,13 @@ TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
 LINE_PROTOCOLS = ("attlog", "card-lines", "nmea")  # serial protocols read as text lines
 
 
+def build_app(services: Services) -> FastAPI:
+    """The REST API with the dashboard's pages (session cookie, left out of the OpenAPI document) beside it."""
+    app = create_app(services)
+    app.include_router(dashboard_router)
+    return app
+
+
 class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -69,7 +83,7 @@ class Gateway:
         self.engine = make_engine(s.database.url.get_secret_value(), s.database.sqlite_synchronous)
         self.registry = Registry(self.engine, s.site.timezone)
         self.queue = IngestQueue(s.pipeline.queue_size, s.pipeline.batch_size)
-        self.people = PeopleIndex(self.engine)
+        self.people_index = PeopleIndex(self.engine)
         self.pipeline = Pipeline(
             self.engine,
             self.registry,
@@ -77,7 +91,7 @@ class Gateway:
             self.metrics,
             batch_ms=s.pipeline.batch_ms,
             max_payload=s.mqtt.max_payload,
-            people=self.people,
+            people=self.people_index,
         )
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         box = secretbox.load(s)
@@ -85,6 +99,10 @@ class Gateway:
         self.access.pin_digest = box.digest
         self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
         self.access.door_groups = s.access.door_groups
+        self.schedules = Schedules(self.engine, self.access.reload)
+        self.people = People(self.engine, box.digest, self.people_changed)
+        self.attendance = Attendance(self.engine, s.site.timezone, on_holidays_changed=self.access.reload)
+        self.tokens = Tokens(self.engine)
         self.visitors = Visitors(
             self.engine,
             self.access,
@@ -185,8 +203,8 @@ class Gateway:
         self.access.reload()
 
         def refresh() -> None:
-            self.people.load()
-            self.people.remap()
+            self.people_index.load()
+            self.people_index.remap()
 
         self.pipeline.run_in_writer(refresh)
 
@@ -216,7 +234,7 @@ class Gateway:
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.registry.load)
         await asyncio.to_thread(self.liveness.load)
-        await asyncio.to_thread(self.people.load)
+        await asyncio.to_thread(self.people_index.load)
         await asyncio.to_thread(self.access.reload)
         self.pipeline.start()
         self.visitors.start()
@@ -250,7 +268,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
         host, port = s.api.host_port()
         config = uvicorn.Config(
-            create_app(self),
+            build_app(self),
             host=host,
             port=port,
             lifespan="off",
