@@ -9,14 +9,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import Session
 
+from gateway.core.errors import NotFound
 from gateway.dashboard import attendance_view, queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
 from gateway.dashboard.invitation import LOCAL_INPUT, InviteProblem, invitation
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone
 from gateway.services import Services
-from gateway.store.models import Person
 from gateway.visitors.service import VisitorError
 
 router = page_router()
@@ -30,7 +29,7 @@ def attendance_today(
 ) -> Response:
     zone = site_zone(request)
     today = datetime.now(zone).date()
-    rows = attendance_view.records(svc.engine, zone, today, today)
+    rows = svc.attendance.day_records(today, today)
     return render(
         request,
         viewer,
@@ -55,13 +54,13 @@ def person_month(
     year_month = attendance_view.parse_month(month, datetime.now(zone).date())
     if year_month is None:
         raise Refused(400, "month: give it as YYYY-MM (2000-01 to 2199-12).", viewer)
-    with Session(svc.engine) as session:
-        person = session.get(Person, person_id)
-        if person is None:
-            raise Refused(404, f"There is no person {person_id!r}.", viewer)
-        name, department = person.name, person.department
+    try:
+        person = svc.people.get(person_id)
+    except NotFound:
+        raise Refused(404, f"There is no person {person_id!r}.", viewer) from None
+    name, department = person["name"], person["department"]
     first, last = attendance_view.month_bounds(*year_month)
-    rows = attendance_view.records(svc.engine, zone, first, last, person_id)
+    rows = svc.attendance.day_records(first, last, person_id)
     before, after = attendance_view.month_neighbours(*year_month)
     return render(
         request,

@@ -37,7 +37,9 @@ def office(tmp_path) -> Iterator[tuple[Gateway, TestClient]]:
         schedule = {"id": "office", "windows": EVERY_DAY, "holidays_closed": True}
         api.post("/api/v1/access/schedules", json=schedule).raise_for_status()
         holder = {"id": "E1", "name": "Card Holder", "cards": ["10:1093"]}
-        api.post("/api/v1/people", json={**holder, "access": {"doors": ["front"], "schedule": "office"}}).raise_for_status()
+        api.post(
+            "/api/v1/people", json={**holder, "access": {"doors": ["front"], "schedule": "office"}}
+        ).raise_for_status()
         yield gw, api
     gw.pipeline.stop(1.0)
     gw.engine.dispose()
