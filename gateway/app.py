@@ -14,16 +14,21 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
+from fastapi import FastAPI
 from sqlmodel import Session
 
 from gateway import __version__
 from gateway.access import mqtt_doors
+from gateway.access.schedule_service import Schedules
 from gateway.access.service import AccessControl
 from gateway.api import create_app
+from gateway.attendance.service import Attendance
 from gateway.auth import secretbox
 from gateway.auth.credentials import verify_secret
+from gateway.auth.token_service import Tokens
 from gateway.config import SerialLineSettings, Settings
 from gateway.core.metrics import Metrics
+from gateway.dashboard import router as dashboard_router
 from gateway.devices.zk_session import AdmsSession
 from gateway.devices.zk_session import Terminal as ZkTerminal
 from gateway.management.commands import Commands
@@ -31,8 +36,10 @@ from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
+from gateway.people.service import People
 from gateway.pipeline import IngestQueue, Pipeline
 from gateway.pipeline.writer import DEAD_RAW_LIMIT
+from gateway.services import Services
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
@@ -56,6 +63,13 @@ TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
 LINE_PROTOCOLS = ("attlog", "card-lines", "nmea")  # serial protocols read as text lines
 
 
+def build_app(services: Services) -> FastAPI:
+    """The REST API with the dashboard's pages (session cookie, left out of the OpenAPI document) beside it."""
+    app = create_app(services)
+    app.include_router(dashboard_router)
+    return app
+
+
 class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -74,7 +88,7 @@ class Gateway:
         self.engine = make_engine(s.database.url.get_secret_value(), s.database.sqlite_synchronous)
         self.registry = Registry(self.engine, s.site.timezone)
         self.queue = IngestQueue(s.pipeline.queue_size, s.pipeline.batch_size)
-        self.people = PeopleIndex(self.engine)
+        self.people_index = PeopleIndex(self.engine)
         self.pipeline = Pipeline(
             self.engine,
             self.registry,
@@ -82,7 +96,7 @@ class Gateway:
             self.metrics,
             batch_ms=s.pipeline.batch_ms,
             max_payload=s.mqtt.max_payload,
-            people=self.people,
+            people=self.people_index,
         )
         self.liveness = Liveness(self.engine, s.liveness, self.metrics)
         box = secretbox.load(s)
@@ -90,6 +104,10 @@ class Gateway:
         self.access.pin_digest = box.digest
         self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
         self.access.door_groups = s.access.door_groups
+        self.schedules = Schedules(self.engine, self.access.reload)
+        self.people = People(self.engine, box.digest, self.people_changed)
+        self.attendance = Attendance(self.engine, s.site.timezone, on_holidays_changed=self.access.reload)
+        self.tokens = Tokens(self.engine)
         self.visitors = Visitors(
             self.engine,
             self.access,
@@ -196,8 +214,8 @@ class Gateway:
         self.access.reload()
 
         def refresh() -> None:
-            self.people.load()
-            self.people.remap()
+            self.people_index.load()
+            self.people_index.remap()
 
         self.pipeline.run_in_writer(refresh)
 
@@ -231,7 +249,7 @@ class Gateway:
         await asyncio.to_thread(upgrade, self.engine)
         await asyncio.to_thread(self.registry.load)
         await asyncio.to_thread(self.liveness.load)
-        await asyncio.to_thread(self.people.load)
+        await asyncio.to_thread(self.people_index.load)
         await asyncio.to_thread(self.access.reload)
         self.pipeline.start()
         self.visitors.start()
@@ -264,7 +282,7 @@ class Gateway:
         if self.door_readers is not None:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
         host, port = s.api.host_port()
-        app = create_app(self)
+        app = build_app(self)
         app.include_router(self.zk_adms.router)  # ZK ADMS terminals: no bearer token, identified by SN
         config = uvicorn.Config(
             app,

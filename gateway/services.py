@@ -13,13 +13,17 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from gateway.access.readers import DoorReaders
+    from gateway.access.schedule_service import Schedules
     from gateway.access.service import AccessControl
+    from gateway.attendance.service import Attendance
+    from gateway.auth.token_service import Tokens
     from gateway.config import Settings
     from gateway.core.metrics import Metrics
     from gateway.management.commands import Commands
     from gateway.management.liveness import Liveness
     from gateway.management.provisioning import Provisioner
     from gateway.management.registry import Registry
+    from gateway.people.service import People
     from gateway.pipeline import IngestQueue, Pipeline
     from gateway.uplink.service import Uplink
     from gateway.vehicles.service import Vehicles
@@ -38,6 +42,10 @@ class Services(Protocol):
     commands: Commands
     provisioner: Provisioner
     access: AccessControl
+    schedules: Schedules
+    people: People
+    attendance: Attendance
+    tokens: Tokens
     visitors: Visitors
     vehicles: Vehicles
     uplink: Uplink

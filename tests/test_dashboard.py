@@ -21,8 +21,7 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.api import create_app
-from gateway.app import Gateway
+from gateway.app import Gateway, build_app
 from gateway.config import Settings
 from gateway.dashboard import auth, queries, track
 from gateway.dashboard.figures import RateMeter
@@ -146,12 +145,12 @@ def site(tmp_path) -> Iterator[Site]:
     )
     gw = Gateway(settings)
     upgrade(gw.engine)
-    for part in (gw.registry, gw.liveness, gw.people):
+    for part in (gw.registry, gw.liveness, gw.people_index):
         part.load()
     gw.access.reload()
     gw.pipeline.start()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(gw), host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(build_app(gw), host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -19,7 +19,6 @@ from gateway.api import (
     vehicles,
     visitors,
 )
-from gateway.dashboard import router as dashboard_router
 from gateway.services import Services
 
 
@@ -42,5 +41,4 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(visitors.router, responses=errors.RESPONSES)
     app.include_router(vehicles.router, responses=errors.RESPONSES)
     app.include_router(uplink.router, responses=errors.RESPONSES)
-    app.include_router(dashboard_router)  # pages with a session cookie, left out of the OpenAPI document
     return app

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy import Engine, select
 
-from gateway.access.schedules import schedule_from_row
 from gateway.api.deps import (
     Actor,
     Page,
@@ -21,10 +19,9 @@ from gateway.api.deps import (
     services,
     within,
 )
-from gateway.auth import audit
 from gateway.core.timeutil import iso_local, iso_utc
 from gateway.services import Services
-from gateway.store.models import AccessRecord, AccessSchedule
+from gateway.store.models import AccessRecord
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
 
@@ -56,7 +53,7 @@ def shape_access(r: Any) -> dict[str, Any]:
 @router.get("/events", dependencies=[Depends(read_records)])
 def list_access_events(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    eng: Engine = Depends(engine),
     door: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     decision: Annotated[str | None, Query(pattern="^(granted|denied)$")] = None,
@@ -97,36 +94,17 @@ class ScheduleBody(BaseModel):
         return windows
 
 
-def shape_schedule(row: AccessSchedule) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "windows": row.windows, "holidays_closed": row.holidays_closed}
-
-
 @router.post("/schedules", status_code=201)
 def create_schedule(
     body: ScheduleBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     windows = {day: [list(w) for w in spans] for day, spans in body.windows.items()}
-    try:  # the same parsing the doors use
-        schedule_from_row({"id": body.id, "windows": windows, "holidays_closed": body.holidays_closed})
-    except (ValueError, TypeError) as exc:
-        raise HTTPException(422, f"windows: {exc}") from None
-    row = AccessSchedule(id=body.id, name=body.name, windows=windows, holidays_closed=body.holidays_closed)
-    with Session(svc.engine) as session:
-        if session.get(AccessSchedule, body.id) is not None:
-            raise HTTPException(409, f"schedule {body.id!r} already exists")
-        audit.record(session, actor.name, "create", "access_schedule", body.id, None, shape_schedule(row))
-        session.add(row)
-        session.commit()
-        answer = shape_schedule(row)
-    svc.access.reload()
-    return answer
+    return svc.schedules.create(actor.name, body.id, body.name, windows, body.holidays_closed)
 
 
 @router.get("/schedules", dependencies=[Depends(read_records)])
-def list_schedules(eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        rows = session.execute(select(AccessSchedule).order_by(AccessSchedule.id)).scalars()
-        return {"items": [shape_schedule(r) for r in rows], "next": None}
+def list_schedules(svc: Services = Depends(services)) -> dict[str, Any]:
+    return {"items": svc.schedules.all(), "next": None}
 
 
 @router.delete("/schedules/{schedule_id}", status_code=204)
@@ -135,12 +113,5 @@ def delete_schedule(
     actor: Actor = Depends(admin_only),
     svc: Services = Depends(services),
 ) -> Response:
-    with Session(svc.engine) as session:
-        row = session.get(AccessSchedule, schedule_id)
-        if row is None:
-            raise HTTPException(404, f"no schedule {schedule_id!r}")
-        audit.record(session, actor.name, "delete", "access_schedule", schedule_id, shape_schedule(row), None)
-        session.delete(row)
-        session.commit()
-    svc.access.reload()  # holders on this schedule are now outside it at every door: fail closed
+    svc.schedules.delete(actor.name, schedule_id)
     return Response(status_code=204)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlmodel import Session
 
-from gateway.api.deps import Actor, Page, admin_only, encode_cursor, engine, page, read_records, services
+from gateway.api.deps import Actor, Page, admin_only, encode_cursor, page, read_records, services
 from gateway.attendance import report
-from gateway.attendance.rules import Shift
-from gateway.attendance.store import daily_records, record_dict
-from gateway.auth import audit
 from gateway.services import Services
-from gateway.store.models import Holiday, LeaveDay, ShiftAssignment, ShiftRow
 
 router = APIRouter(prefix="/api/v1/attendance", tags=["attendance"])
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
@@ -63,132 +56,55 @@ class LeaveBody(BaseModel):
     kind: str = Field("leave", max_length=32)
 
 
-def shape_shift(row: ShiftRow) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "start": row.start, "end": row.end, "workdays": row.workdays, **row.rules}
-
-
 @router.post("/shifts", status_code=201)
-def create_shift(body: ShiftBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
-    fields = body.model_dump()
-    rules = {k: fields[k] for k in fields if k not in ("id", "name", "start", "end", "workdays")}
-    try:  # the engine's own checks (e.g. half-day threshold not below the absent one)
-        Shift(
-            id=body.id,
-            name=body.name,
-            start=time.fromisoformat(body.start),
-            end=time.fromisoformat(body.end),
-            workdays=frozenset(body.workdays),
-            **rules,
-        )
-    except ValueError as exc:
-        raise HTTPException(422, f"shift: {exc}") from None
-    row = ShiftRow(
-        id=body.id,
-        name=body.name,
-        start=body.start,
-        end=body.end,
-        rules=rules,
-        workdays=sorted(set(body.workdays)),
-        updated_at=0,
-    )
-    with Session(eng) as session:
-        if session.get(ShiftRow, body.id) is not None:
-            raise HTTPException(409, f"shift {body.id!r} already exists")
-        audit.record(session, actor.name, "create", "shift", body.id, None, shape_shift(row))
-        session.add(row)
-        session.commit()
-        return shape_shift(row)
+def create_shift(
+    body: ShiftBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)
+) -> dict[str, Any]:
+    return svc.attendance.create_shift(actor.name, body.model_dump())
 
 
 @router.get("/shifts", dependencies=[Depends(read_records)])
-def list_shifts(eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        return {
-            "items": [shape_shift(r) for r in session.execute(select(ShiftRow).order_by(ShiftRow.id)).scalars()],
-            "next": None,
-        }
+def list_shifts(svc: Services = Depends(services)) -> dict[str, Any]:
+    return {"items": svc.attendance.shifts(), "next": None}
 
 
 @router.delete("/shifts/{shift_id}", status_code=204)
 def delete_shift(
-    shift_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only), eng: Any = Depends(engine)
+    shift_id: Annotated[str, Path(max_length=64)], actor: Actor = Depends(admin_only), svc: Services = Depends(services)
 ) -> Response:
-    with Session(eng) as session:
-        row = session.get(ShiftRow, shift_id)
-        if row is None:
-            raise HTTPException(404, f"no shift {shift_id!r}")
-        if session.execute(select(ShiftAssignment).where(ShiftAssignment.shift_id == shift_id)).first():
-            raise HTTPException(409, f"shift {shift_id!r} is still assigned; remove its assignments first")
-        audit.record(session, actor.name, "delete", "shift", shift_id, shape_shift(row), None)
-        session.delete(row)
-        session.commit()
+    svc.attendance.delete_shift(actor.name, shift_id)
     return Response(status_code=204)
 
 
 @router.put("/assignments")
-def assign(body: AssignmentBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
+def assign(
+    body: AssignmentBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)
+) -> dict[str, Any]:
     """Assign a shift to a person or a department (replacing its earlier one)."""
-    with Session(eng) as session:
-        if session.get(ShiftRow, body.shift_id) is None:
-            raise HTTPException(422, f"shift_id: no shift {body.shift_id!r}")
-        row = session.execute(
-            select(ShiftAssignment).where(
-                ShiftAssignment.target_type == body.target_type, ShiftAssignment.target_id == body.target_id
-            )
-        ).scalar_one_or_none() or ShiftAssignment(target_type=body.target_type, target_id=body.target_id, shift_id="")
-        before = body.model_dump() | {"shift_id": row.shift_id} if row.shift_id else None
-        row.shift_id = body.shift_id
-        audit.record(
-            session,
-            actor.name,
-            "assign",
-            "shift_assignment",
-            f"{body.target_type}:{body.target_id}",
-            before,
-            body.model_dump(),
-        )
-        session.add(row)
-        session.commit()
-        return body.model_dump()
+    return svc.attendance.assign(actor.name, body.target_type, body.target_id, body.shift_id)
 
 
 @router.get("/assignments", dependencies=[Depends(read_records)])
-def list_assignments(eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        rows = session.execute(select(ShiftAssignment).order_by(ShiftAssignment.id)).scalars()
-        return {
-            "items": [{"target_type": r.target_type, "target_id": r.target_id, "shift_id": r.shift_id} for r in rows],
-            "next": None,
-        }
+def list_assignments(svc: Services = Depends(services)) -> dict[str, Any]:
+    return {"items": svc.attendance.assignments(), "next": None}
 
 
 @router.post("/holidays", status_code=201)
-def add_holiday(body: HolidayBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        session.merge(Holiday(date=body.date.isoformat(), name=body.name))
-        audit.record(
-            session, actor.name, "create", "holiday", body.date.isoformat(), None, body.model_dump(mode="json")
-        )
-        session.commit()
-    return body.model_dump(mode="json")
+def add_holiday(
+    body: HolidayBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)
+) -> dict[str, Any]:
+    """A holiday counts in the daily records and closes the doors of `holidays_closed` schedules at once."""
+    return svc.attendance.add_holiday(actor.name, body.date, body.name)
 
 
 @router.get("/holidays", dependencies=[Depends(read_records)])
-def list_holidays(eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        rows = session.execute(select(Holiday).order_by(Holiday.date)).scalars()
-        return {"items": [{"date": h.date, "name": h.name} for h in rows], "next": None}
+def list_holidays(svc: Services = Depends(services)) -> dict[str, Any]:
+    return {"items": svc.attendance.holidays(), "next": None}
 
 
 @router.post("/leaves", status_code=201)
-def add_leave(body: LeaveBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
-    with Session(eng) as session:
-        session.merge(LeaveDay(person_id=body.person_id, date=body.date.isoformat(), kind=body.kind))
-        audit.record(
-            session, actor.name, "create", "leave", f"{body.person_id}:{body.date}", None, body.model_dump(mode="json")
-        )
-        session.commit()
-    return body.model_dump(mode="json")
+def add_leave(body: LeaveBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)) -> dict[str, Any]:
+    return svc.attendance.add_leave(actor.name, body.person_id, body.date, body.kind)
 
 
 @router.get("/days", dependencies=[Depends(read_records)])
@@ -207,9 +123,7 @@ def days(
         raise HTTPException(422, "to: before from")
     if (date_to - date_from).days >= MAX_DAYS:
         raise HTTPException(422, f"to: at most {MAX_DAYS} days per request")
-    zone = svc.settings.site.timezone
-    records, people = daily_records(svc.engine, zone, date_from, date_to, person)
-    items = [record_dict(r, people, ZoneInfo(zone)) for r in records]
+    items = svc.attendance.day_records(date_from, date_to, person)
     if format == "csv":
         return Response(report.to_csv(items), media_type="text/csv")
     # Records are computed in (person, date) order; the cursor is the position after the last one given.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from gateway.api.deps import Page, allow, engine, page, paginated, within
 from gateway.core.timeutil import iso_utc
@@ -31,7 +31,7 @@ def shape(r: Any) -> dict[str, Any]:
 @router.get("/audit", dependencies=[Depends(read_audit)])
 def list_audit(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    eng: Engine = Depends(engine),
     actor: Annotated[str | None, Query(max_length=100, description='e.g. "bootstrap-admin" or "token:<name>"')] = None,
     action: Annotated[str | None, Query(max_length=32, description="create|update|delete|import|revoke")] = None,
     target_type: Annotated[str | None, Query(max_length=32, description="person|token|device|...")] = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from gateway.auth import tokens
+from gateway.auth.identity import Actor, authenticate
 from gateway.core.timeutil import parse_query_time
 from gateway.services import Services
 
@@ -25,33 +24,17 @@ def services(request: Request) -> Services:
 
 
 def engine(request: Request) -> Engine:
-    return request.app.state.services.engine
+    return services(request).engine
 
 
-ROLES = ("admin", "installer", "operator", "auditor")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is calling: the audit log names them."""
-
-    name: str
-    role: str
-    token_id: str | None = None
-
-
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
+def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    presented = credentials.credentials
-    svc = request.app.state.services
-    bootstrap = svc.settings.api.admin_token.get_secret_value()
-    if bootstrap and hmac.compare_digest(presented.encode(), bootstrap.encode()):
-        return Actor("bootstrap-admin", "admin")
-    token = tokens.lookup(svc.engine, presented)
-    if token is None:
+    svc = services(request)
+    actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), credentials.credentials)
+    if actor is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-    return Actor(f"token:{token.name}", token.role, token.id)
+    return actor
 
 
 def allow(*roles: str) -> Callable[..., Actor]:
@@ -59,7 +42,7 @@ def allow(*roles: str) -> Callable[..., Actor]:
     permitted = {"admin", *roles}
 
     def check(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Actor:
-        actor = _authenticate(request, credentials)
+        actor = _actor(request, credentials)
         if actor.role not in permitted:
             raise HTTPException(403, f"role {actor.role!r} may not do this; needs one of {sorted(permitted)}")
         return actor

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from gateway.core.errors import Refused
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,11 @@ def install(app: FastAPI) -> None:
             },
             status_code=422,
         )
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        # A service turned the request down: its reason, with the status it names.
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

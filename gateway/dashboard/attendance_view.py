@@ -7,23 +7,14 @@ import re
 from collections import Counter
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from sqlalchemy import Engine
 
 from gateway.attendance.rules import STATUSES
-from gateway.attendance.store import daily_records, record_dict
 
 # Columns of the department table, in the order a manager reads them.
 STATUS_COLUMNS = ("present", "late", "early_exit", "half_day", "absent", "missing_punch", "leave", "holiday")
 NEEDS_ATTENTION = ("late", "absent", "missing_punch", "early_exit", "half_day")
 if set(STATUS_COLUMNS) != set(STATUSES):
     raise RuntimeError("a new attendance status needs a column in the dashboard's table")
-
-
-def records(engine: Engine, zone: ZoneInfo, first: date, last: date, person: str | None = None) -> list[dict]:
-    found, people = daily_records(engine, str(zone), first, last, person)
-    return [record_dict(r, people, zone) for r in found]
 
 
 def today_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

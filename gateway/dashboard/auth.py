@@ -24,22 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials
-from sqlmodel import Session
+from fastapi import Depends, Request
 
-from gateway.api import deps
-from gateway.api.deps import Actor
+from gateway.auth.identity import ROLES, Actor, authenticate
 from gateway.dashboard.web import LoginNeeded, Refused
 from gateway.services import Services
-from gateway.store.models import ApiToken
 
 COOKIE = "gw_dashboard"
 IDLE_S = 8 * 3600  # a session unused this long is gone
 MAX_SESSIONS = 1000  # the least recently used goes first beyond this
 MAX_FORM_BYTES = 64 * 1024
 
-EVERY_ROLE = frozenset({"admin", *deps.ROLES})
+EVERY_ROLE = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
     "read_devices": frozenset({"admin", "installer", "operator", "auditor"}),  # GET /api/v1/devices, deadletters
     "read_records": frozenset({"admin", "operator", "auditor"}),  # punches, access events, days, visits
@@ -141,19 +137,14 @@ class Viewer:
 
 def authenticate_token(request: Request, token: str) -> Actor | None:
     """The API's own token check (bootstrap admin token or a live stored token)."""
-    try:
-        # deps._authenticate is the API's check; calling it keeps one definition of a valid token.
-        return deps._authenticate(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token))
-    except HTTPException:
-        return None
+    svc = services(request)
+    return authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), token)
 
 
 def _token_revoked(request: Request, token_id: str | None) -> bool:
     if token_id is None:  # the bootstrap token is config: it cannot be revoked while running
         return False
-    with Session(request.app.state.services.engine) as db:
-        row = db.get(ApiToken, token_id)
-        return row is None or row.revoked_at is not None
+    return not services(request).tokens.is_live(token_id)
 
 
 def signed_in(request: Request) -> Viewer:

@@ -7,21 +7,19 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
-from sqlmodel import Session
 
-from gateway.api import visitors as api_visitors
+from gateway.core.errors import NotFound
 from gateway.dashboard import attendance_view, queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
+from gateway.dashboard.invitation import LOCAL_INPUT, InviteProblem, invitation
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone
 from gateway.services import Services
-from gateway.store.models import Person
+from gateway.visitors.service import VisitorError
 
 router = page_router()
 INVITE_FIELDS = ("name", "phone", "company", "host", "start", "end", "credential", "more_doors")
-LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
 DEFAULT_VISIT = timedelta(hours=2)
 
 
@@ -31,7 +29,7 @@ def attendance_today(
 ) -> Response:
     zone = site_zone(request)
     today = datetime.now(zone).date()
-    rows = attendance_view.records(svc.engine, zone, today, today)
+    rows = svc.attendance.day_records(today, today)
     return render(
         request,
         viewer,
@@ -56,13 +54,13 @@ def person_month(
     year_month = attendance_view.parse_month(month, datetime.now(zone).date())
     if year_month is None:
         raise Refused(400, "month: give it as YYYY-MM (2000-01 to 2199-12).", viewer)
-    with Session(svc.engine) as session:
-        person = session.get(Person, person_id)
-        if person is None:
-            raise Refused(404, f"There is no person {person_id!r}.", viewer)
-        name, department = person.name, person.department
+    try:
+        person = svc.people.get(person_id)
+    except NotFound:
+        raise Refused(404, f"There is no person {person_id!r}.", viewer) from None
+    name, department = person["name"], person["department"]
     first, last = attendance_view.month_bounds(*year_month)
-    rows = attendance_view.records(svc.engine, zone, first, last, person_id)
+    rows = svc.attendance.day_records(first, last, person_id)
     before, after = attendance_view.month_neighbours(*year_month)
     return render(
         request,
@@ -132,40 +130,6 @@ def visitors_page(
     return _visitors_page(request, viewer, svc)
 
 
-class InviteProblem(ValueError):
-    pass
-
-
-def _local_time(value: str, zone: ZoneInfo, name: str) -> datetime:
-    try:
-        return datetime.strptime(value, LOCAL_INPUT).replace(tzinfo=zone)
-    except ValueError:
-        raise InviteProblem(f"{name}: a date and time, YYYY-MM-DDTHH:MM") from None
-
-
-def invitation_body(values: dict[str, Any], zone: ZoneInfo) -> api_visitors.InvitationBody:
-    """The form's fields as the API's invitation body (so the API's validation applies as is)."""
-    more = [d.strip() for d in values["more_doors"].split(",") if d.strip()]
-    doors = list(dict.fromkeys([*values["doors"], *more]))
-    if not doors:
-        raise InviteProblem("doors: choose at least one door")
-    try:
-        return api_visitors.InvitationBody(
-            name=values["name"],
-            phone=values["phone"] or None,
-            company=values["company"] or None,
-            host=values["host"],
-            doors=doors,
-            credential=values["credential"] or "qr",
-            window=api_visitors.Window(
-                start=_local_time(values["start"], zone, "start"), end=_local_time(values["end"], zone, "end")
-            ),
-        )
-    except ValidationError as exc:
-        reasons = [f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()]
-        raise InviteProblem("; ".join(reasons)) from None
-
-
 @router.post("/dashboard/visitors/invite")
 def invite(
     request: Request, posted: Posted = Depends(posted_by("invite_visitors")), svc: Services = Depends(services)
@@ -173,13 +137,12 @@ def invite(
     viewer, form = posted.viewer, posted.form
     values: dict[str, Any] = {name: form.get(name).strip() for name in INVITE_FIELDS}
     values["doors"] = [d.strip() for d in form.getlist("doors") if d.strip()]
-    try:
-        body = invitation_body(values, site_zone(request))
-        answer = api_visitors.invite(body, viewer.actor, svc)  # the API's handler: same checks, audit and doors
+    try:  # the API's checks of an invitation, then the service: same audit, same doors
+        answer = svc.visitors.invite(viewer.actor.name, **invitation(values, site_zone(request)))
     except InviteProblem as problem:
         return _visitors_page(request, viewer, svc, 422, values, str(problem))
-    except HTTPException as refused:
-        return _visitors_page(request, viewer, svc, refused.status_code, values, str(refused.detail))
+    except VisitorError as refused:
+        return _visitors_page(request, viewer, svc, refused.status, values, refused.message)
     credential = answer["credential"]
     viewer.flash(
         "ok", f"Invited {answer['name']}. Their {credential['kind']} credential, shown this once: {credential['value']}"

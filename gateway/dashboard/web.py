@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from gateway.services import Services
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_TYPES = {"style.css": "text/css", "dashboard.js": "text/javascript"}  # the only files served
@@ -113,7 +115,8 @@ def page_router() -> APIRouter:
 
 
 def site_zone(request: Request) -> ZoneInfo:
-    return ZoneInfo(request.app.state.services.settings.site.timezone)
+    svc: Services = request.app.state.services
+    return ZoneInfo(svc.settings.site.timezone)
 
 
 def time_formatter(zone: ZoneInfo) -> Callable[[int | None], str]:
