@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.management.registry import Registry
     from gateway.pipeline import IngestQueue, Pipeline
     from gateway.uplink.service import Uplink
+    from gateway.vehicles.fleet import Fleet
     from gateway.vehicles.service import Vehicles
     from gateway.visitors.service import Visitors
 
@@ -40,6 +41,7 @@ class Services(Protocol):
     access: AccessControl
     visitors: Visitors
     vehicles: Vehicles
+    fleet: Fleet
     uplink: Uplink
     door_readers: DoorReaders | None
 

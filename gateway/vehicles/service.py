@@ -17,8 +17,8 @@ import orjson
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
 
 from gateway.core import timeutil
-from gateway.core.timeutil import iso_utc
 from gateway.pipeline.rows import COLUMNS
+from gateway.store import shapes
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.uplink.outbox import Outbox
@@ -31,27 +31,6 @@ log = logging.getLogger(__name__)
 _FIX = {name: i for i, name in enumerate(COLUMNS["fix"])}
 LOOKBACK_MS = 7 * 24 * 3600 * 1000  # a late fix redoes at most this much history
 LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's state there is known
-
-
-def trip_view(t: TripRow) -> dict[str, Any]:
-    return {
-        "id": str(t.id),
-        "vehicle_id": t.vehicle_id,
-        "start": iso_utc(t.start_time),
-        "end": iso_utc(t.end_time),
-        "start_lat": t.start_lat,
-        "start_lon": t.start_lon,
-        "end_lat": t.end_lat,
-        "end_lon": t.end_lon,
-        "distance_km": round(t.distance_km, 3),
-        "distance_source": t.distance_source,
-        "max_speed_kmh": t.max_speed_kmh,
-        "avg_speed_kmh": t.avg_speed_kmh,
-        "point_count": t.point_count,
-        "booking_id": str(t.booking_id) if t.booking_id is not None else None,
-        "flags": list(t.flags),
-        "complete": "ongoing" not in t.flags,
-    }
 
 
 def fence_of(row: Geofence) -> CircleFence | PolygonFence:
@@ -214,7 +193,7 @@ class Vehicles:
         rows = conn.execute(select(TripRow.__table__).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
         finished = [r for r in rows if "ongoing" not in r.flags]
         self.outbox.enqueue(
-            conn, "trip", [(f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished]
+            conn, "trip", [(f"{vehicle_id}:{trip.start_time}", vehicle_id, shapes.trip(trip)) for trip in finished]
         )
 
     # -- reads for the API and the dashboard ------------------------------------------
