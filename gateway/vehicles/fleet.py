@@ -27,6 +27,7 @@ GEOFENCE_REDO_MS = 7 * 86_400_000  # a new geofence redoes this much of every ve
 EXPORT_TRIPS = 1000  # the most trips one GPX or GeoJSON export holds
 
 Row = TypeVar("Row")
+Query = TypeVar("Query", bound=Select[Any])
 
 
 class FleetError(Exception):
@@ -47,7 +48,7 @@ class Conflict(FleetError):
     status = 409
 
 
-def _within(query: Select[Any], column: Any, since: int | None, until: int | None) -> Any:
+def _within(query: Query, column: Any, since: int | None, until: int | None) -> Query:
     """`query` limited to since <= column < until (either may be None)."""
     if since is not None:
         query = query.where(column >= since)
@@ -134,17 +135,19 @@ class Fleet:
 
     # -- what its device sent, and what was made of it ------------------------------------
 
-    def fixes(self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int) -> list[Any]:
+    def fixes(
+        self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int
+    ) -> list[FixRecord]:
         query = _within(select(FixRecord).where(FixRecord.vehicle_id == vehicle_id), FixRecord.time, since, until)
         return self._rows(query.where(FixRecord.id > after_id).order_by(FixRecord.id).limit(limit), vehicle_id)
 
-    def trips(self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int) -> list[Any]:
+    def trips(self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int) -> list[TripRow]:
         query = _within(select(TripRow).where(TripRow.vehicle_id == vehicle_id), TripRow.start_time, since, until)
         return self._rows(query.where(TripRow.id > after_id).order_by(TripRow.id).limit(limit), vehicle_id)
 
     def geofence_events(
         self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int
-    ) -> list[Any]:
+    ) -> list[GeofenceEventRow]:
         row = GeofenceEventRow
         query = _within(select(row).where(row.vehicle_id == vehicle_id), row.time, since, until)
         return self._rows(query.where(row.id > after_id).order_by(row.id).limit(limit), vehicle_id)
@@ -263,7 +266,7 @@ class Fleet:
             query = query.where(Geofence.id > after)
         return self._rows(query)
 
-    def _rows(self, query: Select[tuple[Row]], vehicle_id: str | None = None) -> list[Row]:
+    def _rows(self, query: Select[Row], vehicle_id: str | None = None) -> list[Row]:
         """The rows a query selects (of the vehicle, which must exist, when given)."""
         with Session(self.engine) as session:
             if vehicle_id is not None:

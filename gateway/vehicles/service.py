@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, select, update
 
 from gateway.core import timeutil
 from gateway.pipeline.rows import COLUMNS
@@ -133,12 +133,12 @@ class Vehicles:
             "computed_at": now,
         }
 
-    def _bookings(self, conn: Any, vehicle_id: str, since: int) -> list[Booking]:
+    def _bookings(self, conn: Connection, vehicle_id: str, since: int) -> list[Booking]:
         b = BookingRow.__table__.c
         rows = conn.execute(select(BookingRow.__table__).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
         return [Booking(str(r.id), r.vehicle_id, r.person, r.start_time, r.end_time, r.purpose) for r in rows]
 
-    def _mark_rejected(self, conn: Any, fixes: Sequence[Any], rejected: list[tuple[Point, str]]) -> None:
+    def _mark_rejected(self, conn: Connection, fixes: Sequence[Row[Any]], rejected: list[tuple[Point, str]]) -> None:
         """A fix the trip filters set aside says why in its flags (the fixes list shows every fix)."""
         flags_of = {r.id: list(r.flags or ()) for r in fixes}
         changes = []
@@ -153,7 +153,7 @@ class Vehicles:
                 changes,
             )
 
-    def _fence_events(self, conn: Any, vehicle_id: str, kept: list[Point], anchor: int) -> None:
+    def _fence_events(self, conn: Connection, vehicle_id: str, kept: list[Point], anchor: int) -> None:
         fences = [fence_of(row) for row in conn.execute(select(Geofence.__table__)).all()]
         g = GeofenceEventRow.__table__.c
         conn.execute(delete(GeofenceEventRow).where(g.vehicle_id == vehicle_id, g.time >= anchor))
@@ -186,7 +186,7 @@ class Vehicles:
                 ],
             )
 
-    def _enqueue_finished(self, conn: Any, vehicle_id: str, anchor: int) -> None:
+    def _enqueue_finished(self, conn: Connection, vehicle_id: str, anchor: int) -> None:
         if self.outbox is None or not self.outbox.wants("trip"):
             return
         t = TripRow.__table__.c
