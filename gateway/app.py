@@ -50,9 +50,11 @@ from gateway.transports.serial_line import SerialLine
 from gateway.transports.zk_http import ZkAdmsHttp
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.service import Uplink
+from gateway.vehicles.fleet import Fleet
 from gateway.vehicles.service import Vehicles
 from gateway.vehicles.trips import TripSettings
 from gateway.visitors.service import DAY_MS, HOUSEKEEPING_S, MINUTE_MS, Visitors
+from gateway.visitors.views import door_rows
 
 if TYPE_CHECKING:
     from gateway.access.readers import DoorReaders
@@ -115,6 +117,7 @@ class Gateway:
             retention_ms=s.visitors.retention_days * DAY_MS,
             card_pool=s.visitors.card_pool,
         )
+        self.access.visitor_rows = door_rows  # invited visitors' credentials are in the doors' snapshot
         self.access.on_decision.append(self.visitors.on_decision)  # check-in/out after the door has its answer
         self.commands = Commands(self.engine, self.metrics)
         self.outbox = Outbox(self.engine, s.uplink.routes())
@@ -133,6 +136,7 @@ class Gateway:
             self.outbox,
             v.geofence_dwell_s,
         )
+        self.fleet = Fleet(self.engine, self.vehicles, self.registry.link_vehicle)
         self.pipeline.decide_access = self.access.decide_request
         self.pipeline.on_commit += [
             self.liveness.on_commit,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gateway.people.service import People
     from gateway.pipeline import IngestQueue, Pipeline
     from gateway.uplink.service import Uplink
+    from gateway.vehicles.fleet import Fleet
     from gateway.vehicles.service import Vehicles
     from gateway.visitors.service import Visitors
 
@@ -48,6 +49,7 @@ class Services(Protocol):
     tokens: Tokens
     visitors: Visitors
     vehicles: Vehicles
+    fleet: Fleet
     uplink: Uplink
     door_readers: DoorReaders | None
 

@@ -12,8 +12,9 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from gateway.access.decide import AccessData, Credential, Decision, build, decide, find_holder
 from gateway.core.events import AccessEvent
@@ -22,9 +23,16 @@ from gateway.devices import access_log, wiegand
 from gateway.devices.errors import DecodeError
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.store.models import AccessSchedule, Holiday, Person
-from gateway.visitors.views import door_rows
 
 log = logging.getLogger(__name__)
+
+# The visitors the doors should know, read in the snapshot's transaction: (connection, now ms) -> rows as
+# `decide.build` takes them. The visitors domain provides it; the app wires it in.
+VisitorRows = Callable[[Connection, int], list[dict[str, Any]]]
+
+
+def _no_visitors(conn: Connection, now: int) -> list[dict[str, Any]]:
+    return []
 
 
 class AccessControl:
@@ -42,6 +50,7 @@ class AccessControl:
         # Called after each read is decided and queued, on the reader's thread: (reader id, door, direction,
         # decision, time ms). They must only hand the work on (the visitors' check-in, say), never block.
         self.on_decision: list[Callable[[str, str, str, Decision, int], None]] = []
+        self.visitor_rows: VisitorRows = _no_visitors
 
     def reload(self) -> None:
         with self.engine.connect() as conn:
@@ -49,7 +58,7 @@ class AccessControl:
                 {"id": p.id, "cards": p.cards or [], "pins": p.pins or [], "access": self._expand_groups(p.access)}
                 for p in conn.execute(select(Person.id, Person.cards, Person.pins, Person.access))
             ]
-            visitors = [self._digest_visitor_pin(row) for row in door_rows(conn, now_ms())]
+            visitors = [self._digest_visitor_pin(row) for row in self.visitor_rows(conn, now_ms())]
             holidays = [row.date for row in conn.execute(select(Holiday.date))]
             schedules = [
                 {"id": s.id, "windows": s.windows, "holidays_closed": s.holidays_closed}

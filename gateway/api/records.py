@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,42 +16,10 @@ from gateway.api.deps import (
     read_records,
     within,
 )
-from gateway.core.timeutil import iso_local, iso_utc
+from gateway.store import shapes
 from gateway.store.models import DeadLetter, PunchRecord
 
 router = APIRouter(prefix="/api/v1")
-
-
-def shape_punch(r: Any) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "device_id": r.device_id,
-        "user": r.user,
-        "person_id": r.person_id,
-        "time": iso_utc(r.time),
-        "local_time": iso_local(r.time, r.utc_offset_min),
-        "direction": r.direction,
-        "verify": r.verify,
-        "source": r.source,
-        "status_code": r.status_code,
-        "verify_code": r.verify_code,
-        "workcode": r.workcode,
-        "seq": r.seq,
-    }
-
-
-def shape_deadletter(r: Any) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "time": iso_utc(r.time),
-        "source": r.source,
-        "device_id": r.device_id,
-        "topic": r.topic,
-        "reason": r.reason,
-        "detail": r.detail,
-        "size": r.size,
-        "raw_b64": base64.b64encode(r.raw).decode(),
-    }
 
 
 @router.get("/attendance/punches", tags=["attendance"], dependencies=[Depends(read_records)])
@@ -79,7 +46,7 @@ def list_punches(
     query = within(query, t.time, since, until)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
-    return paginated(rows, p.limit, shape_punch)
+    return paginated(rows, p.limit, shapes.punch)
 
 
 @router.get("/deadletters", tags=["dead letters"], dependencies=[Depends(read_deadletters)])
@@ -97,4 +64,4 @@ def list_deadletters(
         query = query.where(t.device_id == device_id)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
-    return paginated(rows, p.limit, shape_deadletter)
+    return paginated(rows, p.limit, shapes.dead_letter)

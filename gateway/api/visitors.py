@@ -8,18 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select
-from sqlmodel import Session
 
-from gateway.api.deps import Actor, Page, admin_only, allow, engine, page, paginated, read_records, services
-from gateway.auth import audit
-from gateway.core.timeutil import TimeError, iso_utc, to_epoch_ms
+from gateway.api.deps import Actor, Page, admin_only, allow, page, paginated, read_records, services
+from gateway.core.timeutil import TimeError, now_ms, to_epoch_ms
 from gateway.people import rules as people
 from gateway.services import Services
-from gateway.store.models import Person, Visit, VisitorBlock
-from gateway.visitors import service as visitors
-from gateway.visitors.service import VisitorError, now_ms
-from gateway.visitors.views import invitation_view, visit_view
+from gateway.store import shapes
+from gateway.visitors.rules import VisitorError, normal_phone
+from gateway.visitors.views import block_view, invitation_view
 
 router = APIRouter(tags=["visitors"])
 invite_visitors = allow("operator")  # and admin
@@ -39,7 +35,7 @@ def _checked(check: Any) -> AfterValidator:
 
 def _phone(value: str) -> str:
     value = people.check_text(value.strip(), 40)
-    if not visitors.normal_phone(value):
+    if not normal_phone(value):
         raise ValueError("a phone number has digits")
     return value
 
@@ -128,16 +124,12 @@ def invite(
 @router.get("/api/v1/visitors/invitations", dependencies=[Depends(read_visitors)])
 def list_invitations(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    svc: Services = Depends(services),
     host: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    query = select(Visit).where(Visit.id > p.after_id).order_by(Visit.id).limit(p.limit + 1)
-    if host is not None:
-        query = query.where(Visit.host_person_id == host)
+    rows = svc.visitors.invitations(p.after_id, p.limit + 1, host)
     now = now_ms()
-    with Session(eng) as session:
-        rows = list(session.execute(query).scalars())
-        return paginated(rows, p.limit, lambda v: invitation_view(v, now))
+    return paginated(rows, p.limit, lambda v: invitation_view(v, now))
 
 
 @router.delete("/api/v1/visitors/invitations/{invitation_id}", status_code=204)
@@ -157,64 +149,31 @@ def revoke(
 @router.get("/api/v1/visits", dependencies=[Depends(read_visitors)])
 def list_visits(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    svc: Services = Depends(services),
     on_site: Annotated[bool | None, Query(description="true: the evacuation roll call; false: everyone else")] = None,
 ) -> dict[str, Any]:
     """Every invitation as a visit: checked in at the first granted entry, out at an exit reader or the window's end."""
-    t = Visit.__table__.c
-    query = select(Visit).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
-    if on_site is True:
-        query = query.where(t.checked_in_at.is_not(None), t.checked_out_at.is_(None))
-    elif on_site is False:
-        query = query.where((t.checked_in_at.is_(None)) | (t.checked_out_at.is_not(None)))
-    with Session(eng) as session:
-        rows = list(session.execute(query).scalars())
-        hosts = {v.host_person_id for v in rows}
-        names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(hosts))).all()) if hosts else {}
-        return paginated(rows, p.limit, lambda v: visit_view(v, names.get(v.host_person_id)))
-
-
-def shape_block(b: VisitorBlock) -> dict[str, Any]:
-    return {
-        "id": str(b.id),
-        "name": b.name,
-        "phone": b.phone,
-        "reason": b.reason,
-        "created_at": iso_utc(b.created_at),
-        "created_by": b.created_by,
-    }
+    rows, names = svc.visitors.visits(p.after_id, p.limit + 1, on_site)
+    return paginated(rows, p.limit, lambda v: shapes.visit(v, names.get(v.host_person_id)))
 
 
 @router.post("/api/v1/visitors/blocklist", status_code=201)
-def add_block(body: BlockBody, actor: Actor = Depends(admin_only), eng: Any = Depends(engine)) -> dict[str, Any]:
+def add_block(body: BlockBody, actor: Actor = Depends(admin_only), svc: Services = Depends(services)) -> dict[str, Any]:
     """An invitation for a visitor with this name (any case) or phone (same digits) is refused (409)."""
-    with Session(eng) as session:
-        entry = VisitorBlock(
-            name=body.name, phone=body.phone, reason=body.reason, created_at=now_ms(), created_by=actor.name[:100]
-        )
-        session.add(entry)
-        session.flush()
-        audit.record(session, actor.name, "create", "visitor_blocklist", str(entry.id), None, shape_block(entry))
-        session.commit()
-        return shape_block(entry)
+    return svc.visitors.block(actor.name, body.name, body.phone, body.reason)
 
 
 @router.get("/api/v1/visitors/blocklist", dependencies=[Depends(read_visitors)])
-def list_blocks(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
-    query = select(VisitorBlock).where(VisitorBlock.id > p.after_id).order_by(VisitorBlock.id).limit(p.limit + 1)
-    with Session(eng) as session:
-        return paginated(list(session.execute(query).scalars()), p.limit, shape_block)
+def list_blocks(p: Page = Depends(page), svc: Services = Depends(services)) -> dict[str, Any]:
+    return paginated(svc.visitors.blocklist(p.after_id, p.limit + 1), p.limit, block_view)
 
 
 @router.delete("/api/v1/visitors/blocklist/{entry_id}", status_code=204)
 def remove_block(
-    entry_id: Annotated[str, Path(max_length=20)], actor: Actor = Depends(admin_only), eng: Any = Depends(engine)
+    entry_id: Annotated[str, Path(max_length=20)], actor: Actor = Depends(admin_only), svc: Services = Depends(services)
 ) -> Response:
-    with Session(eng) as session:
-        entry = session.get(VisitorBlock, _id(entry_id, "blocklist entry"))
-        if entry is None:
-            raise HTTPException(404, f"no blocklist entry {entry_id!r}")
-        audit.record(session, actor.name, "delete", "visitor_blocklist", entry_id, shape_block(entry), None)
-        session.delete(entry)
-        session.commit()
+    try:
+        svc.visitors.unblock(actor.name, _id(entry_id, "blocklist entry"))
+    except VisitorError as exc:
+        raise _refused(exc) from None
     return Response(status_code=204)

@@ -15,13 +15,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, and_, delete, func, select, update
 
-from gateway.api.access import shape_access
-from gateway.api.records import shape_punch
 from gateway.config import Settings
 from gateway.core.asyncutil import cancel_and_wait
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import iso_utc
 from gateway.pipeline.queue import IngestQueue
+from gateway.store import shapes
 from gateway.store.models import AccessRecord, Device, OutboxEntry, Person, PunchRecord
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.result import Outcome
@@ -157,7 +156,7 @@ class Uplink:
                 rows = conn.execute(select(table).where(table.c.key.in_([bytes.fromhex(k) for k in doors]))).all()
                 for event in rows:
                     entry = doors[event.key.hex()]
-                    out[entry.id] = _envelope(entry, shape_access(event))
+                    out[entry.id] = _envelope(entry, shapes.access(event))
         for e in entries:
             if e.payload is not None:
                 out[e.id] = _envelope(e, e.payload)
@@ -166,7 +165,7 @@ class Uplink:
     @staticmethod
     def _punch(sink: str, entry: Entry, punch: Any, platform_id: str | None, device_name: str | None) -> Any:
         if sink != "dingtalk":
-            return _envelope(entry, shape_punch(punch))
+            return _envelope(entry, shapes.punch(punch))
         if punch.person_id is None:
             return Outcome("park", f"unknown_user: user {punch.user!r} of {punch.device_id} is no known person")
         if not platform_id:

@@ -10,8 +10,8 @@ Units
 * Positions are WGS 84 degrees; distances are measured on a sphere of the mean Earth
   radius (6371.0088 km): metres in settings, kilometres in results.
 
-Pipeline (:mod:`gateway.vehicles.trips`)
-----------------------------------------
+Pipeline (:mod:`gateway.vehicles.fixes`, then :mod:`gateway.vehicles.trips`)
+---------------------------------------------------------------------------
 ``filter_points(points, settings, now_ms) -> (kept, [(point, reason), ...])``
     Sorts by time (stable: equal times keep their given order) and sets aside, checking
     in this order: ``invalid`` (``valid`` false, or lat/lon outside -90..90 / -180..180
@@ -64,7 +64,7 @@ Stop fields: ``start_ms, end_ms, lat, lon`` (the place), ``duration_s``, indices
 
 Cost: one sort plus one pass; the window is rescanned only when a stop is confirmed or
 the vehicle is back within 200 m of where it was 3 min earlier. Distances against the
-200 m bound use a flat-earth formula (error < 0.3 m at 200 m, see trips.py).
+200 m bound use a flat-earth formula (error < 0.3 m at 200 m, see fixes.py).
 
 Bookings (:mod:`gateway.vehicles.bookings`): ``match_bookings(trips, bookings, now_ms,
 vehicle_id=None) -> (trips, checks)``: each trip gets ``booking_id`` or the flag
@@ -73,24 +73,16 @@ status ``used``, ``no_trip`` or ``pending``. Intervals are [start, end); the rul
 its docstring.
 
 Geofences: :mod:`gateway.vehicles.geofence`. GPX and GeoJSON: :mod:`gateway.vehicles.export`.
+
+In the store: :mod:`gateway.vehicles.service` recomputes trips, stops and geofence events
+after new fixes; :mod:`gateway.vehicles.fleet` provisions vehicles, bookings and geofences.
 """
 
 from .bookings import BOOKING_STATUSES, Booking, BookingCheck, match_bookings
 from .export import iso_utc, trips_geojson_dict, trips_to_geojson, trips_to_gpx
+from .fixes import DEFAULT_SETTINGS, FILTER_REASONS, Point, TripSettings, filter_points, haversine_m
 from .geofence import CircleFence, GeofenceEvent, PolygonFence, geofence_events
-from .trips import (
-    DEFAULT_SETTINGS,
-    FILTER_REASONS,
-    Point,
-    Stop,
-    Trip,
-    TripResult,
-    TripSettings,
-    detect,
-    filter_points,
-    haversine_m,
-    trips_from_fixes,
-)
+from .trips import Stop, Trip, TripResult, detect, trips_from_fixes
 
 __all__ = [
     "BOOKING_STATUSES",

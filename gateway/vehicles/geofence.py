@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from .trips import M_PER_DEG, Point, haversine_m
+from .fixes import M_PER_DEG, Point, haversine_m
 
 __all__ = ["CircleFence", "Fence", "GeofenceEvent", "PolygonFence", "geofence_events"]
 

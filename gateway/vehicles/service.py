@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, select, update
 
 from gateway.core import timeutil
-from gateway.core.timeutil import iso_utc
 from gateway.pipeline.rows import COLUMNS
+from gateway.store import shapes
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.uplink.outbox import Outbox
@@ -31,27 +31,6 @@ log = logging.getLogger(__name__)
 _FIX = {name: i for i, name in enumerate(COLUMNS["fix"])}
 LOOKBACK_MS = 7 * 24 * 3600 * 1000  # a late fix redoes at most this much history
 LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's state there is known
-
-
-def trip_view(t: TripRow) -> dict[str, Any]:
-    return {
-        "id": str(t.id),
-        "vehicle_id": t.vehicle_id,
-        "start": iso_utc(t.start_time),
-        "end": iso_utc(t.end_time),
-        "start_lat": t.start_lat,
-        "start_lon": t.start_lon,
-        "end_lat": t.end_lat,
-        "end_lon": t.end_lon,
-        "distance_km": round(t.distance_km, 3),
-        "distance_source": t.distance_source,
-        "max_speed_kmh": t.max_speed_kmh,
-        "avg_speed_kmh": t.avg_speed_kmh,
-        "point_count": t.point_count,
-        "booking_id": str(t.booking_id) if t.booking_id is not None else None,
-        "flags": list(t.flags),
-        "complete": "ongoing" not in t.flags,
-    }
 
 
 def fence_of(row: Geofence) -> CircleFence | PolygonFence:
@@ -154,12 +133,12 @@ class Vehicles:
             "computed_at": now,
         }
 
-    def _bookings(self, conn: Any, vehicle_id: str, since: int) -> list[Booking]:
+    def _bookings(self, conn: Connection, vehicle_id: str, since: int) -> list[Booking]:
         b = BookingRow.__table__.c
         rows = conn.execute(select(BookingRow.__table__).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
         return [Booking(str(r.id), r.vehicle_id, r.person, r.start_time, r.end_time, r.purpose) for r in rows]
 
-    def _mark_rejected(self, conn: Any, fixes: Sequence[Any], rejected: list[tuple[Point, str]]) -> None:
+    def _mark_rejected(self, conn: Connection, fixes: Sequence[Row[Any]], rejected: list[tuple[Point, str]]) -> None:
         """A fix the trip filters set aside says why in its flags (the fixes list shows every fix)."""
         flags_of = {r.id: list(r.flags or ()) for r in fixes}
         changes = []
@@ -174,7 +153,7 @@ class Vehicles:
                 changes,
             )
 
-    def _fence_events(self, conn: Any, vehicle_id: str, kept: list[Point], anchor: int) -> None:
+    def _fence_events(self, conn: Connection, vehicle_id: str, kept: list[Point], anchor: int) -> None:
         fences = [fence_of(row) for row in conn.execute(select(Geofence.__table__)).all()]
         g = GeofenceEventRow.__table__.c
         conn.execute(delete(GeofenceEventRow).where(g.vehicle_id == vehicle_id, g.time >= anchor))
@@ -207,14 +186,14 @@ class Vehicles:
                 ],
             )
 
-    def _enqueue_finished(self, conn: Any, vehicle_id: str, anchor: int) -> None:
+    def _enqueue_finished(self, conn: Connection, vehicle_id: str, anchor: int) -> None:
         if self.outbox is None or not self.outbox.wants("trip"):
             return
         t = TripRow.__table__.c
         rows = conn.execute(select(TripRow.__table__).where(t.vehicle_id == vehicle_id, t.start_time >= anchor)).all()
         finished = [r for r in rows if "ongoing" not in r.flags]
         self.outbox.enqueue(
-            conn, "trip", [(f"{vehicle_id}:{trip.start_time}", vehicle_id, trip_view(trip)) for trip in finished]
+            conn, "trip", [(f"{vehicle_id}:{trip.start_time}", vehicle_id, shapes.trip(trip)) for trip in finished]
         )
 
     # -- reads for the API and the dashboard ------------------------------------------

@@ -1,7 +1,7 @@
 """Trips and stops from one vehicle's GPS fixes (bookings: :mod:`gateway.vehicles.bookings`).
 
-Pure: no I/O, no clock, no database. The contract (rules, units, choices) is in the
-package docstring, :mod:`gateway.vehicles`.
+Pure: no I/O, no clock, no database. The fixes are filtered first (:mod:`gateway.vehicles.fixes`);
+the contract (rules, units, choices) is in the package docstring, :mod:`gateway.vehicles`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,23 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
+
+from gateway.vehicles.fixes import (
+    COS_DRIFT_DEG,
+    DEFAULT_SETTINGS,
+    FILTER_REASONS,
+    M_PER_DEG,
+    RAD,
+    Point,
+    TripSettings,
+    filter_points,
+    haversine_m,
+)
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "FILTER_REASONS",
+    "M_PER_DEG",
     "Point",
     "Stop",
     "Trip",
@@ -26,65 +38,11 @@ __all__ = [
     "trips_from_fixes",
 ]
 
-INVALID, ZERO_POSITION, DUPLICATE_TIME = "invalid", "zero_position", "duplicate_time"
-FUTURE_TIME, IMPLAUSIBLE_SPEED = "future_time", "implausible_speed"
-#: Every reason filter_points can give for setting a fix aside, in the order they are checked.
-FILTER_REASONS = (INVALID, ZERO_POSITION, FUTURE_TIME, DUPLICATE_TIME, IMPLAUSIBLE_SPEED)
-
-EARTH_RADIUS_M = 6_371_008.8  # mean radius: the sphere every distance here is measured on
-M_PER_DEG = EARTH_RADIUS_M * math.pi / 180  # metres per degree of latitude
-_RAD = math.pi / 180
-# The 200 m checks are flat-earth, scaled by cos(latitude) of a reference fix refreshed
-# once the vehicle is this far north or south of it: the east-west scale is then off by
-# at most tan(lat) x 0.05 deg (0.15 % at 60 deg: 0.3 m on 200 m). Cheaper than haversine.
-_COS_DRIFT_DEG = 0.05
 # Trip steps beyond ~0.1 deg (11 km) use the haversine; below it the flat step is within 1e-5.
 _FLAT_LIMIT2 = 0.1**2
-_NO_FUTURE_LIMIT = 1 << 62
 # Odometer distance is trusted within this factor (+ slack, for short trips) of the GPS
 # distance: a counter that was reset, wrapped or is in another unit lands far outside.
 _ODO_RATIO, _ODO_SLACK_KM = 2.0, 0.5
-
-_by_time = attrgetter("time_ms")
-
-
-@dataclass(slots=True)
-class Point:
-    """One GPS fix. ``id`` links back to the stored row; it plays no part in the rules."""
-
-    time_ms: int
-    lat: float
-    lon: float
-    speed_kmh: float | None = None
-    odometer_km: float | None = None
-    valid: bool = True
-    flags: tuple[str, ...] = ()
-    id: int | str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TripSettings:
-    min_distance_m: float = 200.0  # leaving the stop area / staying within it
-    stop_window_s: float = 180.0  # how long it must stay within min_distance_m to be stopped
-    max_gap_s: float = 3600.0  # a longer silence ends the trip
-    max_speed_kmh: float = 300.0  # implied speed above this sets a fix aside
-    future_s: float = 86400.0  # fixes later than now + this are set aside
-    # A fix this close to the parked position counts as "at the parking place": trip ends
-    # are trimmed to the actual arrival and departure (0 = the raw window rule, see docs).
-    settle_radius_m: float = 50.0
-    filters: frozenset[str] = frozenset(FILTER_REASONS)  # which filters filter_points applies
-
-    def __post_init__(self) -> None:
-        if unknown := set(self.filters) - set(FILTER_REASONS):
-            raise ValueError(f"unknown filters {sorted(unknown)}; known: {FILTER_REASONS}")
-        for name in ("min_distance_m", "stop_window_s", "max_gap_s", "max_speed_kmh"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
-        if not (self.future_s >= 0 and 0 <= self.settle_radius_m <= self.min_distance_m / 2):
-            raise ValueError("need future_s >= 0 and settle_radius_m in [0, min_distance_m / 2]")
-
-
-DEFAULT_SETTINGS = TripSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,71 +89,6 @@ class TripResult:
     stops: list[Stop]
 
 
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres on the mean-radius sphere."""
-    p1, p2 = lat1 * _RAD, lat2 * _RAD
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((lon2 - lon1) * _RAD / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
-def filter_points(
-    points: Iterable[Point], settings: TripSettings = DEFAULT_SETTINGS, now_ms: int | None = None
-) -> tuple[list[Point], list[tuple[Point, str]]]:
-    """Sort by time and set aside unusable fixes: (kept, [(fix, reason), ...]).
-
-    Fixes with equal times keep their given order (pass them in storage order), so the
-    first of them is the one kept. ``now_ms=None`` skips the future check.
-    """
-    on = settings.filters
-    drop_invalid, drop_zero = INVALID in on, ZERO_POSITION in on
-    drop_duplicate, check_speed = DUPLICATE_TIME in on, IMPLAUSIBLE_SPEED in on
-    future_limit = _NO_FUTURE_LIMIT
-    if now_ms is not None and FUTURE_TIME in on:
-        future_limit = now_ms + round(settings.future_s * 1000)
-    max_kmh = settings.max_speed_kmh
-    # Degrees of latitude per ms at the speed bound. From 90 % of it up (0.81 = 0.9**2) the
-    # flat estimate is re-checked with the haversine, so the decision is exact.
-    reach_per_ms, near2 = max_kmh / 3600 / M_PER_DEG, 0.81
-    cos, hav = math.cos, haversine_m
-    kept: list[Point] = []
-    rejected: list[tuple[Point, str]] = []
-    keep, reject = kept.append, rejected.append
-    have_prev, prev_t, prev_lat, prev_lon, ref_lat, coslat = False, 0, 0.0, 0.0, 1e9, 1.0
-    for p in sorted(points, key=_by_time):
-        lat, lon = p.lat, p.lon
-        # NaN fails every comparison, so it lands here too.
-        if drop_invalid and not (p.valid and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-            reject((p, INVALID))
-            continue
-        if drop_zero and lat == 0.0 and lon == 0.0:
-            reject((p, ZERO_POSITION))
-            continue
-        t = p.time_ms
-        if t > future_limit:
-            reject((p, FUTURE_TIME))
-            continue
-        if have_prev:
-            dt = t - prev_t
-            if dt == 0 and drop_duplicate:
-                reject((p, DUPLICATE_TIME))
-                continue
-            if check_speed:
-                if not -_COS_DRIFT_DEG < lat - ref_lat < _COS_DRIFT_DEG:
-                    ref_lat, coslat = lat, cos(lat * _RAD)
-                dlat, dlon = lat - prev_lat, lon - prev_lon
-                if not -180.0 <= dlon <= 180.0:
-                    dlon = (dlon + 180.0) % 360.0 - 180.0
-                dx = dlon * coslat
-                reach = reach_per_ms * dt
-                far = dlat * dlat + dx * dx > near2 * reach * reach
-                if far and hav(prev_lat, prev_lon, lat, lon) * 3600 > max_kmh * dt:
-                    reject((p, IMPLAUSIBLE_SPEED))
-                    continue
-        keep(p)
-        have_prev, prev_t, prev_lat, prev_lon = True, t, lat, lon
-    return kept, rejected
-
-
 def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -> tuple[list[Trip], list[Stop]]:
     """Trips and stops, in time order, from fixes already filtered and sorted by time.
 
@@ -217,7 +110,7 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
     # Stopped at the first fix. STOPPED state: the place and the last fix seen settled there.
     moving, first = False, pts[0]
     stop_start = last_settled = 0
-    place_lat, place_lon, place_cos = first.lat, first.lon, cos(first.lat * _RAD)
+    place_lat, place_lon, place_cos = first.lat, first.lon, cos(first.lat * RAD)
     prev_t = first.time_ms
     # MOVING state: where the trip started, the window-start candidate and its position.
     trip_start = cand = cand_t = blocker = 0
@@ -234,7 +127,7 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
                 trips.append(_trip(pts, trip_start, i - 1, settings, True))
                 moving = False
                 stop_start = last_settled = i
-                place_lat, place_lon, place_cos = lat, lon, cos(lat * _RAD)
+                place_lat, place_lon, place_cos = lat, lon, cos(lat * RAD)
                 continue
             limit = t - window_ms
             if cand_t > limit:
@@ -246,8 +139,8 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
                     cand += 1
                 c = pts[cand]
                 cand_t, c_lat, c_lon = c.time_ms, c.lat, c.lon
-                if not -_COS_DRIFT_DEG < c_lat - ref_lat < _COS_DRIFT_DEG:
-                    ref_lat, c_cos = c_lat, cos(c_lat * _RAD)
+                if not -COS_DRIFT_DEG < c_lat - ref_lat < COS_DRIFT_DEG:
+                    ref_lat, c_cos = c_lat, cos(c_lat * RAD)
             dlat, dlon = lat - c_lat, lon - c_lon
             if not -180.0 <= dlon <= 180.0:
                 dlon = (dlon + 180.0) % 360.0 - 180.0
@@ -271,7 +164,7 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
                 trips.append(_trip(pts, trip_start, arrival, settings, True))
                 moving = False
                 stop_start = arrival
-                place_cos = cos(place_lat * _RAD)
+                place_cos = cos(place_lat * RAD)
             continue
         # STOPPED
         dlat, dlon = lat - place_lat, lon - place_lon
@@ -287,7 +180,7 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
             if i - 1 > stop_start:
                 stops.append(_stop(pts, stop_start, i - 1, place_lat, place_lon, True))
             stop_start = last_settled = i
-            place_lat, place_lon, place_cos = lat, lon, cos(lat * _RAD)
+            place_lat, place_lon, place_cos = lat, lon, cos(lat * RAD)
             continue
         # Left the place. The trip starts where it was last seen parked, if that was
         # recent; otherwise it had been creeping about inside the area: start at i - 1.
@@ -299,7 +192,7 @@ def detect(points: Sequence[Point], settings: TripSettings = DEFAULT_SETTINGS) -
         moving = True
         trip_start = depart
         cand, cand_t, c_lat, c_lon, blocker = i, t, lat, lon, -1
-        ref_lat, c_cos = lat, cos(lat * _RAD)
+        ref_lat, c_cos = lat, cos(lat * RAD)
     if moving:
         trips.append(_trip(pts, trip_start, n - 1, settings, False))
     elif n - 1 > stop_start:
@@ -324,7 +217,7 @@ def _settle(pts: list[Point], lo: int, c: int, p: int, settle_m: float) -> tuple
         q = pts[c]
         return c, q.lat, q.lon, p
     last = pts[p]
-    coslat = math.cos(last.lat * _RAD)
+    coslat = math.cos(last.lat * RAD)
     gather2 = (2 * settle_m / M_PER_DEG) ** 2  # two jittered fixes can be 2 x settle apart
     sum_dlat = sum_dlon = 0.0
     count, first_near = 0, p
@@ -358,7 +251,7 @@ def _trip(pts: list[Point], a: int, b: int, settings: TripSettings, complete: bo
     first, last = pts[a], pts[b]
     cos, sqrt, hav = math.cos, math.sqrt, haversine_m
     prev_t, prev_lat, prev_lon = first.time_ms, first.lat, first.lon
-    half_rad = _RAD / 2
+    half_rad = RAD / 2
     total = fastest = 0.0  # degrees of latitude, degrees per ms
     reported = first.speed_kmh if first.speed_kmh is not None else -1.0
     for j in range(a + 1, b + 1):

@@ -5,114 +5,69 @@
   checked at the door from memory like a person's card: `views.door_rows()` is
   what the access service puts in its snapshot. An invitation or a revocation
   reloads that snapshot before the API answers.
-- The first granted entry checks the visitor in and leaves a `visitor_arrived`
-  notification for the host (an uplink delivers it later). A granted read at an
-  exit reader (a reader provisioned with `direction = "out"`) checks them out;
-  so does the window's end (`housekeeping`).
-- `housekeeping` also anonymises a visit's personal data `RETENTION_MS` after
-  its window ended; the row stays, so visits can still be counted.
+- A granted read at a door checks the visitor in or out (`presence`), on a
+  worker thread of this service, so the reader never waits for the store.
+- `housekeeping` checks out visitors at their window's end and anonymises
+  visits past the retention (`presence`).
+- The blocklist refuses invitations; every change to it or to an invitation is audited.
 
-The lead time, retention and card pool are the `[visitors]` config keys.
+The lead time, retention and card pool are the `[visitors]` config keys; the limits are in `rules`.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import re
 import secrets
 import threading
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from gateway.access.decide import Decision, card_key
 from gateway.auth import audit
-from gateway.core.timeutil import iso_utc, now_ms
-from gateway.store.models import AuditEntry, Person, Visit, VisitNotification, VisitorBlock
-from gateway.visitors.views import invitation_view, visit_view
+from gateway.core.timeutil import now_ms
+from gateway.store.models import Person, Visit, VisitorBlock
+from gateway.visitors import presence
+from gateway.visitors.rules import (
+    AUDIT_TYPE,
+    CARD_POOL,
+    CREDENTIAL_KINDS,
+    DAY_MS,
+    HOUSEKEEPING_S,
+    LEAD_MS,
+    MINUTE_MS,
+    RETENTION_MS,
+    Blocklisted,
+    NoCredentialLeft,
+    NotFound,
+    VisitorError,
+    blocklist_match,
+    check_window,
+)
+from gateway.visitors.views import block_view, invitation_view
+
+if TYPE_CHECKING:
+    from gateway.uplink.outbox import Outbox
+
+__all__ = ["CARD_POOL", "DAY_MS", "HOUSEKEEPING_S", "MINUTE_MS", "RETENTION_MS", "VisitorError", "Visitors"]
 
 log = logging.getLogger(__name__)
-
-MINUTE_MS = 60_000
-DAY_MS = 24 * 60 * MINUTE_MS
-LEAD_MS = 15 * MINUTE_MS  # the credential works this long before the window starts
-RETENTION_MS = 180 * DAY_MS  # personal data is anonymised this long after the window ended
-MAX_WINDOW_MS = 7 * DAY_MS  # the longest window an invitation may have
-MAX_AHEAD_MS = 366 * DAY_MS  # how far ahead a window may start
-CARD_POOL = (60000, 65535)  # temporary cards "<number>" (any facility), inclusive; H10301 numbers go to 65535
-HOUSEKEEPING_S = 2.0  # how often the gateway runs `housekeeping`
-ANONYMISED = "anonymised"
-ANONYMISE_BATCH = 500
-CREDENTIAL_KINDS = ("qr", "pin", "card")
-AUDIT_TYPE = "visitor_invitation"
-_PERSONAL = ("name", "phone", "company")
+BLOCKLIST_TYPE = "visitor_blocklist"
 
 
-class VisitorError(Exception):
-    """A refused request; `status` is the HTTP status the API answers with."""
+class DoorSnapshot(Protocol):
+    """What the doors decide from (the access service): reloaded after a change to invitations."""
 
-    status = 422
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadWindow(VisitorError):
-    status = 422
-
-
-class NotFound(VisitorError):
-    status = 404
-
-
-class Blocklisted(VisitorError):
-    status = 409
-
-
-class NoCredentialLeft(VisitorError):
-    status = 409
-
-
-def normal_name(name: str | None) -> str:
-    return " ".join((name or "").split()).casefold()
-
-
-def normal_phone(phone: str | None) -> str:
-    """Digits only: "+86 138-0000-0000" and "+8613800000000" are the same phone."""
-    return re.sub(r"[^0-9]", "", phone or "")
-
-
-def blocklist_match(entries: Iterable[VisitorBlock], name: str, phone: str | None) -> VisitorBlock | None:
-    """The first entry whose name (case-insensitive) or phone (digits) is the visitor's."""
-    name_key, phone_key = normal_name(name), normal_phone(phone)
-    for entry in entries:
-        if entry.name and name_key and normal_name(entry.name) == name_key:
-            return entry
-        if entry.phone and phone_key and normal_phone(entry.phone) == phone_key:
-            return entry
-    return None
-
-
-def check_window(start_ms: int, end_ms: int, now: int) -> None:
-    if end_ms <= start_ms:
-        raise BadWindow("window: end must be after start")
-    if end_ms - start_ms > MAX_WINDOW_MS:
-        raise BadWindow(f"window: at most {MAX_WINDOW_MS // DAY_MS} days long")
-    if end_ms <= now:
-        raise BadWindow("window: it has already ended")
-    if start_ms - now > MAX_AHEAD_MS:
-        raise BadWindow(f"window: starts more than {MAX_AHEAD_MS // DAY_MS} days ahead")
+    def reload(self) -> None: ...
 
 
 class Visitors:
     def __init__(
         self,
         engine: Engine,
-        access: Any = None,
+        access: DoorSnapshot | None = None,
         *,
         lead_ms: int = LEAD_MS,
         retention_ms: int = RETENTION_MS,
@@ -127,7 +82,7 @@ class Visitors:
         self._writes = threading.Lock()
         self._passages: queue.SimpleQueue[tuple[int, str, str, int] | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
-        self.outbox: Any = None  # an uplink Outbox: visits and host notifications go to the platform
+        self.outbox: Outbox | None = None  # an uplink Outbox: visits and host notifications go to the platform
 
     # -- invitations ----------------------------------------------------------
 
@@ -238,6 +193,57 @@ class Visitors:
         if self.access is not None:
             self.access.reload()
 
+    # -- the blocklist ----------------------------------------------------------
+
+    def block(self, actor: str, name: str | None, phone: str | None, reason: str) -> dict[str, Any]:
+        """An invitation for a visitor with this name (any case) or phone (same digits) is refused from now on."""
+        with Session(self.engine) as session:
+            entry = VisitorBlock(name=name, phone=phone, reason=reason, created_at=now_ms(), created_by=actor[:100])
+            session.add(entry)
+            session.flush()
+            audit.record(session, actor, "create", BLOCKLIST_TYPE, str(entry.id), None, block_view(entry))
+            session.commit()
+            return block_view(entry)
+
+    def unblock(self, actor: str, entry_id: int) -> None:
+        with Session(self.engine) as session:
+            entry = session.get(VisitorBlock, entry_id)
+            if entry is None:
+                raise NotFound(f"no blocklist entry {str(entry_id)!r}")
+            audit.record(session, actor, "delete", BLOCKLIST_TYPE, str(entry_id), block_view(entry), None)
+            session.delete(entry)
+            session.commit()
+
+    # -- reads for the API ----------------------------------------------------------
+
+    def invitations(self, after_id: int, limit: int, host: str | None = None) -> list[Visit]:
+        query = select(Visit).where(Visit.id > after_id).order_by(Visit.id).limit(limit)
+        if host is not None:
+            query = query.where(Visit.host_person_id == host)
+        with Session(self.engine) as session:
+            return list(session.execute(query).scalars())
+
+    def visits(self, after_id: int, limit: int, on_site: bool | None = None) -> tuple[list[Visit], dict[str, str]]:
+        """Visits by id (all, those on site, or those not), with their hosts' names."""
+        t = Visit.__table__.c
+        query = select(Visit).where(t.id > after_id).order_by(t.id).limit(limit)
+        if on_site is True:
+            query = query.where(t.checked_in_at.is_not(None), t.checked_out_at.is_(None))
+        elif on_site is False:
+            query = query.where((t.checked_in_at.is_(None)) | (t.checked_out_at.is_not(None)))
+        with Session(self.engine) as session:
+            rows = list(session.execute(query).scalars())
+            hosts = {v.host_person_id for v in rows}
+            names = (
+                dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(hosts))).all()) if hosts else {}
+            )
+        return rows, names
+
+    def blocklist(self, after_id: int, limit: int) -> list[VisitorBlock]:
+        query = select(VisitorBlock).where(VisitorBlock.id > after_id).order_by(VisitorBlock.id).limit(limit)
+        with Session(self.engine) as session:
+            return list(session.execute(query).scalars())
+
     # -- at the doors -----------------------------------------------------------
 
     def on_decision(self, reader_id: str, door: str, direction: str, decision: Decision, at_ms: int) -> None:
@@ -252,66 +258,8 @@ class Visitors:
 
     def passage(self, visit_id: int, door: str, direction: str, at_ms: int) -> None:
         """A granted read: check in (first entry, and notify the host), back in, or check out at an exit."""
-        t = Visit.__table__.c
         with self.engine.begin() as conn:
-            if direction == "out":
-                left = conn.execute(
-                    update(Visit.__table__)
-                    .where(
-                        t.id == visit_id,
-                        t.checked_in_at.is_not(None),
-                        t.checked_out_at.is_(None),
-                    )
-                    .values(checked_out_at=at_ms, checkout_reason="exit_reader")
-                ).rowcount
-                if left:
-                    self._send_visits(conn, [visit_id])
-                return
-            first = conn.execute(
-                update(Visit.__table__).where(t.id == visit_id, t.checked_in_at.is_(None)).values(checked_in_at=at_ms)
-            ).rowcount
-            if first:
-                host = conn.execute(select(t.host_person_id).where(t.id == visit_id)).scalar_one()
-                conn.execute(
-                    VisitNotification.__table__.insert().values(
-                        visit_id=visit_id,
-                        host_person_id=host,
-                        time=at_ms,
-                        kind="visitor_arrived",
-                        delivered=False,
-                    )
-                )
-                if self.outbox is not None:
-                    visit = conn.execute(select(t.name, t.company).where(t.id == visit_id)).one()
-                    self.outbox.enqueue(
-                        conn,
-                        "visitor_arrived",
-                        [
-                            (
-                                str(visit_id),
-                                f"host:{host}",
-                                {
-                                    "visit_id": str(visit_id),
-                                    "host": host,
-                                    "visitor_name": visit.name,
-                                    "company": visit.company,
-                                    "time": iso_utc(at_ms),
-                                    "door": door,
-                                },
-                            )
-                        ],
-                    )
-                log.info("visitor %s checked in at %s", visit_id, door)
-            else:  # back in after leaving through an exit reader: on site again
-                conn.execute(
-                    update(Visit.__table__)
-                    .where(
-                        t.id == visit_id,
-                        t.checked_out_at.is_not(None),
-                        t.checkout_reason == "exit_reader",
-                    )
-                    .values(checked_out_at=None, checkout_reason=None)
-                )
+            presence.record_passage(conn, self.outbox, visit_id, door, direction, at_ms)
 
     def start(self) -> Visitors:
         if self._worker is None:
@@ -338,91 +286,9 @@ class Visitors:
     def housekeeping(self, now: int | None = None) -> dict[str, int]:
         """Check out visitors whose window has ended; anonymise visits past the retention."""
         now = now_ms() if now is None else now
-        t = Visit.__table__.c
         with self.engine.begin() as conn:
-            ending = list(
-                conn.execute(
-                    select(t.id).where(
-                        t.checked_in_at.is_not(None),
-                        t.checked_out_at.is_(None),
-                        t.window_end <= now,
-                    )
-                ).scalars()
-            )
-            checked_out = (
-                conn.execute(
-                    update(Visit.__table__)
-                    .where(
-                        t.id.in_(ending),
-                        t.checked_out_at.is_(None),
-                    )
-                    .values(checked_out_at=t.window_end, checkout_reason="window_end")
-                ).rowcount
-                if ending
-                else 0
-            )
-            self._send_visits(conn, ending)
-        anonymised = self._anonymise(now)
+            checked_out = presence.check_out_ended(conn, self.outbox, now)
+        anonymised = presence.anonymise(self.engine, now, self.retention_ms)
         if checked_out or anonymised:
             log.info("visitors: %d checked out at the end of their window, %d anonymised", checked_out, anonymised)
         return {"checked_out": checked_out, "anonymised": anonymised}
-
-    def _send_visits(self, conn: Connection, visit_ids: list[int]) -> None:
-        """Finished visits to the platform, in the transaction that finished them."""
-        if self.outbox is None or not visit_ids or not self.outbox.wants("visit"):
-            return
-        visits = conn.execute(select(Visit.__table__).where(Visit.__table__.c.id.in_(visit_ids))).all()
-        self.outbox.enqueue(
-            conn, "visit", [(str(v.id), f"host:{v.host_person_id}", visit_view(v, None)) for v in visits]
-        )
-
-    def _anonymise(self, now: int) -> int:
-        t = Visit.__table__.c
-        with Session(self.engine) as session:
-            ids = list(
-                session.execute(
-                    select(t.id)
-                    .where(
-                        t.anonymised_at.is_(None),
-                        t.window_end <= now - self.retention_ms,
-                    )
-                    .order_by(t.id)
-                    .limit(ANONYMISE_BATCH)
-                ).scalars()
-            )
-            if not ids:
-                return 0
-            session.execute(
-                update(Visit.__table__)
-                .where(t.id.in_(ids), t.anonymised_at.is_(None))
-                .values(
-                    name=ANONYMISED,
-                    phone=None,
-                    company=None,
-                    credential_value=None,
-                    anonymised_at=now,
-                )
-            )
-            # The audit log's copies of the invitation go too; who did what, and when, stays.
-            entries = session.execute(
-                select(AuditEntry).where(
-                    AuditEntry.target_type == AUDIT_TYPE,
-                    AuditEntry.target_id.in_([str(i) for i in ids]),
-                )
-            ).scalars()
-            for entry in entries:
-                entry.before = _scrubbed(entry.before)
-                entry.after = _scrubbed(entry.after)
-                session.add(entry)
-            session.commit()
-        return len(ids)
-
-
-def _scrubbed(view: dict[str, Any] | None) -> dict[str, Any] | None:
-    if view is None:
-        return None
-    view = dict(view)
-    for key in _PERSONAL:
-        if key in view:
-            view[key] = ANONYMISED if key == "name" else None
-    return view

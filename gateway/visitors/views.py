@@ -1,6 +1,7 @@
-"""Visits as they are read: the API's invitation and roll-call views, and the doors' rows.
+"""Visits as they are read: the API's invitation and blocklist views, and the doors' rows.
 
-Read-only; writes (invitations, passages, housekeeping) are in `gateway.visitors.service`.
+Read-only; writes (invitations, passages, housekeeping) are in `gateway.visitors.service`. A visit as
+the roll call lists it (and the platform receives it) is `gateway.store.shapes.visit`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from sqlalchemy import Connection, select
 
 from gateway.access.decide import card_key
 from gateway.core.timeutil import iso_utc
-from gateway.store.models import Visit
+from gateway.store.models import Visit, VisitorBlock
+from gateway.store.shapes import on_site
 
 # A closed invitation stays in the door snapshot a day, so it is denied with its reason.
 RECENT_MS = 24 * 3600 * 1000
@@ -31,10 +33,6 @@ def status(v: Visit, now: int) -> str:
     if now < v.valid_from:
         return "not_yet_valid"
     return "valid"
-
-
-def on_site(v: Any) -> bool:
-    return v.checked_in_at is not None and v.checked_out_at is None
 
 
 def invitation_view(v: Visit, now: int, secret: bool = False) -> dict[str, Any]:
@@ -65,20 +63,14 @@ def invitation_view(v: Visit, now: int, secret: bool = False) -> dict[str, Any]:
     }
 
 
-def visit_view(v: Visit, host_name: str | None) -> dict[str, Any]:
-    """A visit as the roll call lists it."""
+def block_view(b: VisitorBlock) -> dict[str, Any]:
     return {
-        "id": str(v.id),
-        "visitor_name": v.name,
-        "company": v.company,
-        "host": v.host_person_id,
-        "host_name": host_name,
-        "window": {"start": iso_utc(v.window_start), "end": iso_utc(v.window_end)},
-        "checked_in_at": _iso(v.checked_in_at),
-        "checked_out_at": _iso(v.checked_out_at),
-        "checkout_reason": v.checkout_reason,
-        "on_site": on_site(v),
-        "anonymised": v.anonymised_at is not None,
+        "id": str(b.id),
+        "name": b.name,
+        "phone": b.phone,
+        "reason": b.reason,
+        "created_at": iso_utc(b.created_at),
+        "created_by": b.created_by,
     }
 
 
