@@ -19,35 +19,11 @@ from gateway.api.deps import (
     services,
     within,
 )
-from gateway.core.timeutil import iso_local, iso_utc
 from gateway.services import Services
+from gateway.store import shapes
 from gateway.store.models import AccessRecord
 
 router = APIRouter(prefix="/api/v1/access", tags=["access"])
-
-
-def shape_access(r: Any) -> dict[str, Any]:
-    return {
-        "id": str(r.id),
-        "device_id": r.device_id,
-        "door": r.door,
-        "time": iso_utc(r.time),
-        "local_time": iso_local(r.time, r.utc_offset_min),
-        "credential": {
-            "kind": r.credential_kind,
-            "value": r.credential_value,
-            "bits": r.credential_bits,
-            "format": r.credential_format,
-            "facility": r.facility,
-            "number": r.number,
-        },
-        "person_id": r.person_id,
-        "visitor_id": r.visitor_id,
-        "decision": r.decision,
-        "reason": r.reason,
-        "direction": r.direction,
-        "source": r.source,
-    }
 
 
 @router.get("/events", dependencies=[Depends(read_records)])
@@ -68,7 +44,7 @@ def list_access_events(
     query = within(query, t.time, since, until)
     with eng.connect() as conn:
         rows = conn.execute(query).all()
-    return paginated(rows, p.limit, shape_access)
+    return paginated(rows, p.limit, shapes.access)
 
 
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]

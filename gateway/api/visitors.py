@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
@@ -14,13 +14,12 @@ from gateway.core.timeutil import TimeError, now_ms, to_epoch_ms
 from gateway.people import rules as people
 from gateway.services import Services
 from gateway.store import shapes
-from gateway.visitors.rules import VisitorError, normal_phone
+from gateway.visitors.rules import EARLIEST, LATEST, VisitorError, check_phone
 from gateway.visitors.views import block_view, invitation_view
 
 router = APIRouter(tags=["visitors"])
 invite_visitors = allow("operator")  # and admin
 read_visitors = read_records  # operator, auditor (and admin)
-EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2199, 12, 31, tzinfo=UTC)
 
 
 def _checked(check: Any) -> AfterValidator:
@@ -33,15 +32,8 @@ def _checked(check: Any) -> AfterValidator:
     return AfterValidator(run)
 
 
-def _phone(value: str) -> str:
-    value = people.check_text(value.strip(), 40)
-    if not normal_phone(value):
-        raise ValueError("a phone number has digits")
-    return value
-
-
 Name = Annotated[str, Field(min_length=1, max_length=200), _checked(lambda v: people.check_name(v).strip())]
-Phone = Annotated[str, Field(min_length=1, max_length=40), _checked(_phone)]
+Phone = Annotated[str, Field(min_length=1, max_length=40), _checked(check_phone)]
 Company = Annotated[str, Field(max_length=200), _checked(lambda v: people.check_text(v, 200).strip())]
 Reason = Annotated[str, Field(max_length=500), _checked(lambda v: people.check_text(v, 500))]
 DoorId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]

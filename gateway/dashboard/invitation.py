@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.core.timeutil import TimeError, to_epoch_ms
 from gateway.people import rules as people
-from gateway.visitors.service import CREDENTIAL_KINDS, normal_phone
+from gateway.visitors.rules import CREDENTIAL_KINDS, EARLIEST, LATEST, check_phone
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends
-EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2199, 12, 31, tzinfo=UTC)
 MAX_DOORS = 100
 _HOST = re.compile(people.ID_PATTERN)
 _DOOR = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -33,13 +32,6 @@ def _field(name: str, value: str, check: Callable[[str], str]) -> str:
         return check(value)
     except ValueError as exc:
         raise InviteProblem(f"{name}: {exc}") from None
-
-
-def _phone(value: str) -> str:
-    value = people.check_text(value.strip(), 40)
-    if not normal_phone(value):
-        raise ValueError("a phone number has digits")
-    return value
 
 
 def _window_ms(name: str, value: str, zone: ZoneInfo) -> int:
@@ -71,7 +63,7 @@ def invitation(values: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     company = _field("company", values["company"], lambda v: people.check_text(v, 200).strip())
     return {
         "name": _field("name", values["name"], lambda v: people.check_name(v).strip()),
-        "phone": _field("phone", values["phone"], _phone) if values["phone"] else None,
+        "phone": _field("phone", values["phone"], check_phone) if values["phone"] else None,
         "company": company or None,
         "host": values["host"],
         "doors": doors,

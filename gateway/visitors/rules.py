@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
+from gateway.people import rules as people
 from gateway.store.models import VisitorBlock
 
 MINUTE_MS = 60_000
@@ -23,6 +25,8 @@ HOUSEKEEPING_S = 2.0  # how often the gateway runs `housekeeping`
 ANONYMISED = "anonymised"
 ANONYMISE_BATCH = 500
 CREDENTIAL_KINDS = ("qr", "pin", "card")
+# The dates an invitation window may name at all (a typo such as year 20260 is refused, not stored).
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2199, 12, 31, tzinfo=UTC)
 AUDIT_TYPE = "visitor_invitation"
 _PERSONAL = ("name", "phone", "company")
 
@@ -60,6 +64,14 @@ def normal_name(name: str | None) -> str:
 def normal_phone(phone: str | None) -> str:
     """Digits only: "+86 138-0000-0000" and "+8613800000000" are the same phone."""
     return re.sub(r"[^0-9]", "", phone or "")
+
+
+def check_phone(value: str) -> str:
+    """A phone as typed (free text up to 40 characters) that has digits; ValueError says why not."""
+    value = people.check_text(value.strip(), 40)
+    if not normal_phone(value):
+        raise ValueError("a phone number has digits")
+    return value
 
 
 def blocklist_match(entries: Iterable[VisitorBlock], name: str, phone: str | None) -> VisitorBlock | None:
