@@ -23,6 +23,7 @@ from gateway.auth import secretbox
 from gateway.auth.credentials import verify_secret
 from gateway.config import Settings
 from gateway.core.metrics import Metrics
+from gateway.devices.families import family
 from gateway.management.commands import Commands
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
-LINE_PROTOCOLS = ("attlog", "card-lines", "nmea")  # serial protocols read as text lines
 
 
 class _ApiServer(uvicorn.Server):
@@ -137,7 +137,7 @@ class Gateway:
         self.serial_lines = [
             SerialLine(line.port, line.baudrate, line.protocol, line.device_id, self.queue)
             for line in s.serial
-            if line.protocol in LINE_PROTOCOLS
+            if family(line.protocol).serial == "text_lines"
         ]
         self.door_readers: DoorReaders | None = None
         self.jt808: Jt808Server | None = None
@@ -238,7 +238,7 @@ class Gateway:
             self.door_readers = DoorReaders(osdp_lines, self.engine, self.access, self.provisioner, self.liveness)
             await asyncio.to_thread(self.door_readers.start)
         for line in s.serial:
-            if line.protocol not in (*LINE_PROTOCOLS, "osdp"):
+            if family(line.protocol).serial is None:
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
         self._tasks = [
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),

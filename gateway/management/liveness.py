@@ -62,7 +62,7 @@ class Liveness:
         changes = []
         for device_id in batch.seen:
             reported = batch.status.get(device_id)
-            online = reported["on"] if reported is not None and reported["on"] is not None else True
+            online = reported.online if reported is not None and reported.online is not None else True
             reason = "status" if reported is not None else "traffic"
             changes.append((device_id, online, reason))
         self._apply(changes, batch.now_ms)

@@ -22,6 +22,7 @@ from gateway.core.asyncutil import cancel_and_wait
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import iso_utc
 from gateway.pipeline.queue import IngestQueue
+from gateway.pipeline.writer import Batch
 from gateway.store.models import AccessRecord, Device, OutboxEntry, Person, PunchRecord
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.result import Outcome
@@ -128,9 +129,9 @@ class Uplink:
                 except Exception:
                     pass
 
-    def on_commit(self, batch: Any) -> None:
+    def on_commit(self, batch: Batch) -> None:
         """Store-writer hook: new records may be waiting."""
-        if self._loop is not None and (batch.records.get("punch") or batch.records.get("access")):
+        if self._loop is not None and (batch.punches or batch.access):
             for worker in self.workers.values():
                 self._loop.call_soon_threadsafe(worker.wake.set)
 
