@@ -29,7 +29,7 @@ from sqlmodel import Session
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import now_ms
 from gateway.devices.families import PULL_PROTOCOLS
-from gateway.pipeline.writer import Batch
+from gateway.pipeline.batch import Batch
 from gateway.store.models import Command, Device
 
 log = logging.getLogger(__name__)

@@ -13,31 +13,29 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from gateway.core.backoff import Backoff
-from gateway.core.events import AccessEvent, CommandResult, DeviceStatus, Fix, Punch
+from gateway.core.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.core.metrics import Metrics
 from gateway.devices import families
 from gateway.devices.errors import DecodeError
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
+from gateway.pipeline.batch import DEAD_RAW_LIMIT as DEAD_RAW_LIMIT  # where the HTTP transport reads it
+from gateway.pipeline.batch import Batch, Reported
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.pipeline.rows import (
     COLUMNS,
     TABLE,
     AccessRow,
-    CommandResultRow,
-    FixRow,
     PunchRow,
     Row,
-    StatusRow,
     access_row,
     command_result_row,
     fix_row,
@@ -50,63 +48,6 @@ from gateway.store.models import DeadLetter, Device, Journal
 from gateway.uplink.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-DEAD_RAW_LIMIT = 64 * 1024  # what a dead letter keeps of an oversized input
-
-
-class Reported(NamedTuple):
-    """The newest status a device reported in a batch."""
-
-    online: bool | None
-    firmware: str | None
-
-
-@dataclass
-class Batch:
-    """One batch, decoded and ready to write; after its commit, what commit listeners read.
-
-    The records are typed rows (`punches`, `access`, `fixes`, `statuses`, `command_results`), as stored.
-    """
-
-    now_ms: int
-    segments: dict[str, int] = field(default_factory=dict)  # transport -> journal segment id
-    journal: dict[str, list[tuple[str, bytes]]] = field(default_factory=lambda: defaultdict(list))
-    punches: list[PunchRow] = field(default_factory=list)
-    access: list[AccessRow] = field(default_factory=list)
-    fixes: list[FixRow] = field(default_factory=list)
-    statuses: list[StatusRow] = field(default_factory=list)
-    command_results: list[CommandResultRow] = field(default_factory=list)
-    dead: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[str, list[int]] = field(default_factory=dict)  # device -> [events, errors]
-    status: dict[str, Reported] = field(default_factory=dict)  # device -> newest status
-    items: list[Inbound] = field(default_factory=list)
-    door_requests: list[AccessEvent] = field(default_factory=list)  # decided here; answered after the commit
-
-    def records(self) -> dict[str, Sequence[Row]]:
-        """Record kind (see rows.TABLE) -> its rows."""
-        return {
-            "punch": self.punches,
-            "access": self.access,
-            "fix": self.fixes,
-            "status": self.statuses,
-            "command_result": self.command_results,
-        }
-
-    def dead_letter(self, item: Inbound, device_id: str | None, reason: str, detail: str, raw: bytes) -> None:
-        self.dead.append(
-            {
-                "time": self.now_ms,
-                "source": item.transport,
-                "device_id": device_id,
-                "topic": item.topic[:256],
-                "reason": reason,
-                "detail": detail[:1000],
-                "size": len(raw),
-                "raw": raw[:DEAD_RAW_LIMIT],
-            }
-        )
-        if device_id is not None and device_id in self.seen:
-            self.seen[device_id][1] += 1
 
 
 class Pipeline:
@@ -266,10 +207,19 @@ class Pipeline:
         accepted = batch.journal[item.transport]
         raw_ref = f"{segment}/{len(accepted)}"
         accepted.append((item.topic, payload))
+        self._add_rows(batch, decoded.events, device.id, raw_ref)
+        counts[0] += len(decoded.events)
+        item.accepted = len(decoded.events)
+        for reject in decoded.rejects:
+            batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
+
+    def _add_rows(self, batch: Batch, events: list[Event], device_id: str, raw_ref: str) -> None:
+        """The events as rows of their tables: a punch with the person it resolves to, a fix with the
+        vehicle its device is in, a door controller's pending request decided here."""
         people, stored_at = self.people, batch.now_ms
-        for event in decoded.events:
+        for event in events:
             if isinstance(event, Punch):
-                person = people.resolve(device.id, event.user) if people is not None else None
+                person = people.resolve(device_id, event.user) if people is not None else None
                 batch.punches.append(punch_row(event, raw_ref, stored_at, person))
             elif isinstance(event, AccessEvent):
                 if event.result == "pending" and self.decide_access is not None:
@@ -277,18 +227,14 @@ class Pipeline:
                     batch.door_requests.append(event)
                 batch.access.append(access_row(event, raw_ref, stored_at))
             elif isinstance(event, Fix):
-                batch.fixes.append(fix_row(event, raw_ref, stored_at, self.registry.vehicle_of(device.id)))
+                batch.fixes.append(fix_row(event, raw_ref, stored_at, self.registry.vehicle_of(device_id)))
             elif isinstance(event, DeviceStatus):
                 batch.statuses.append(status_row(event, raw_ref, stored_at))
-                batch.status[device.id] = Reported(event.online, event.detail.get("firmware"))
+                batch.reported[device_id] = Reported(event.online, event.detail.get("firmware"))
             elif isinstance(event, CommandResult):
                 batch.command_results.append(command_result_row(event, raw_ref, stored_at))
             else:
                 raise TypeError(f"not an event: {event!r}")
-        counts[0] += len(decoded.events)
-        item.accepted = len(decoded.events)
-        for reject in decoded.rejects:
-            batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
 
     def _allocate_segment(self) -> int:
         # This thread is the journal's only writer, so ids can be handed out here.
@@ -358,8 +304,8 @@ class Pipeline:
             if batch.seen:
                 params = [{"dev": d, "t": batch.now_ms, "n": c[0], "e": c[1]} for d, c in batch.seen.items()]
                 conn.execute(self._update_seen, params)
-            if batch.status:
-                conn.execute(self._update_firmware, [{"dev": d, "fw": r.firmware} for d, r in batch.status.items()])
+            if batch.reported:
+                conn.execute(self._update_firmware, [{"dev": d, "fw": r.firmware} for d, r in batch.reported.items()])
         for kind, n in stored.items():
             self.metrics.stored.labels(kind).inc(n)
         if duplicates:

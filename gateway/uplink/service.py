@@ -21,8 +21,8 @@ from gateway.config import Settings
 from gateway.core.asyncutil import cancel_and_wait
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import iso_utc
+from gateway.pipeline.batch import Batch
 from gateway.pipeline.queue import IngestQueue
-from gateway.pipeline.writer import Batch
 from gateway.store.models import AccessRecord, Device, OutboxEntry, Person, PunchRecord
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.result import Outcome

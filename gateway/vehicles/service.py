@@ -18,7 +18,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, up
 
 from gateway.core import timeutil
 from gateway.core.timeutil import iso_utc
-from gateway.pipeline.writer import Batch
+from gateway.pipeline.batch import Batch
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.uplink.outbox import Outbox
