@@ -29,6 +29,7 @@ from gateway.auth.token_service import Tokens
 from gateway.config import SerialLineSettings, Settings
 from gateway.core.metrics import Metrics
 from gateway.dashboard import router as dashboard_router
+from gateway.devices.families import family
 from gateway.devices.zk_session import AdmsSession
 from gateway.devices.zk_session import Terminal as ZkTerminal
 from gateway.management.commands import Commands
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
-LINE_PROTOCOLS = ("attlog", "card-lines", "nmea")  # serial protocols read as text lines
 
 
 def build_app(services: Services) -> FastAPI:
@@ -164,7 +164,7 @@ class Gateway:
         self.serial_lines = [
             SerialLine(line.port, line.baudrate, line.protocol, line.device_id, self.queue)
             for line in s.serial
-            if line.protocol in LINE_PROTOCOLS
+            if family(line.protocol).serial == "text_lines"
         ]
         self.door_readers: DoorReaders | None = None
         self.jt808: Jt808Server | None = None
@@ -275,7 +275,7 @@ class Gateway:
             self.door_readers = DoorReaders(self.engine, self.access, self.provisioner, self.liveness)
             await asyncio.to_thread(_start_door_lines, osdp_lines, self.door_readers)
         for line in s.serial:
-            if line.protocol not in (*LINE_PROTOCOLS, "osdp"):
+            if family(line.protocol).serial is None:
                 log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
         self._tasks = [
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.core.timeutil import check_zone
+from gateway.devices.families import SerialProtocolName
 
 DEFAULT_CONFIG = Path("gateway.toml")
 
@@ -272,7 +273,7 @@ class UplinkSettings(Section):
 
 class SerialLineSettings(Section):
     port: str
-    protocol: Literal["osdp", "nmea", "attlog", "card-lines"]
+    protocol: SerialProtocolName  # the families that sit on a serial line
     baudrate: int = Field(115200, gt=0)
     device_id: str = ""
 

@@ -16,7 +16,6 @@ from gateway.core.metrics import Metrics
 from gateway.devices.base import Decoded
 from gateway.management.registry import Registry
 from gateway.pipeline import Inbound, IngestQueue, Pipeline
-from gateway.pipeline import rows as rows_mod
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.mqtt import MqttTransport
@@ -100,11 +99,11 @@ def test_acknowledgement_comes_only_after_the_commit(store):
 def test_a_row_the_store_rejects_is_dead_lettered_alone_and_the_batch_survives(store, monkeypatch):
     db_path, queue, pipeline = store
 
-    def poisoned(payload: bytes, device: Any, now: Any) -> Decoded:
+    def poisoned(payload: bytes, device_id: str, tz: Any, now: Any) -> Decoded:
         # A decoder bug that yields a NULL user: the database's NOT NULL refuses the row.
-        return Decoded([Punch(device.id, None, now, 0, key=b"poison")])  # type: ignore[arg-type]
+        return Decoded([Punch(device_id, None, now, 0, key=b"poison")])  # type: ignore[arg-type]
 
-    monkeypatch.setitem(rows_mod.DECODERS, "attlog", poisoned)
+    monkeypatch.setitem(pipeline.decoders, "attlog", poisoned)
     acker = RecordingAcker(db_path)
     pipeline.start()
     queue.put(Inbound("mqtt", "devices/att-01/events", PUNCH % 1, acker=acker, token="good-1"))

@@ -59,7 +59,8 @@ def serial_gateway(gateway_factory, pty, protocol: str):
         f'[[serial]]\nport = "{pty.gateway_end}"\nprotocol = "{protocol}"\nbaudrate = 115200\ndevice_id = "line-01"\n'
     )
     gw = gateway_factory("embedded", extra=extra).start()
-    gw.register("line-01", protocol="attlog")
+    config = {} if protocol == "attlog" else {"line": str(pty.gateway_end)}  # a line protocol names its line
+    gw.register("line-01", protocol=protocol, config=config)
     return gw
 
 

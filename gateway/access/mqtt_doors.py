@@ -18,7 +18,7 @@ from gateway.core.timeutil import now_ms, to_epoch_ms
 
 if TYPE_CHECKING:
     from gateway.management.commands import Commands
-    from gateway.pipeline.writer import Batch
+    from gateway.pipeline.batch import Batch
 
 log = logging.getLogger(__name__)
 

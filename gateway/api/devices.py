@@ -12,10 +12,9 @@ from sqlmodel import Session
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
 from gateway.auth import audit
 from gateway.core.timeutil import check_zone, iso_utc
-from gateway.devices import zk_adms
 from gateway.devices.errors import DecodeError
-from gateway.management.commands import PULL_PROTOCOLS
-from gateway.management.provisioning import MQTT_PROTOCOLS, ConfigProblem, Conflict, NotFound
+from gateway.devices.families import ProtocolName, family
+from gateway.management.provisioning import ConfigProblem, Conflict, NotFound
 from gateway.services import Services
 from gateway.store.models import Command, Device
 from gateway.transports.broker_auth import BrokerAuthError
@@ -27,7 +26,6 @@ send_commands = allow("installer", "operator")
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="letters, digits, . _ -")]
 PathId = Annotated[str, Path(max_length=64)]
 Kind = Literal["attendance", "access", "gps"]
-Protocol = Literal["mqtt-json", "zk-adms", "attlog", "osdp", "nmea", "jt808", "owntracks"]
 
 
 def _check_zone(value: str | None) -> str | None:
@@ -38,7 +36,7 @@ class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: DeviceId
     kind: Kind
-    protocol: Protocol
+    protocol: ProtocolName
     name: str = Field("", max_length=200)
     site: str = Field("", max_length=64)
     timezone: str = Field("", max_length=64, description="IANA zone; empty = the site's")
@@ -203,11 +201,12 @@ def queue_command(
         device = session.get(Device, device_id)
         if device is None:
             raise HTTPException(404, f"no device {device_id!r}")
-        if device.protocol not in MQTT_PROTOCOLS and device.protocol not in PULL_PROTOCOLS:
+        protocol = family(device.protocol)
+        if protocol.commands is None:
             raise HTTPException(409, f"commands to {device.protocol!r} devices are not supported yet")
-        if device.protocol == "zk-adms":
-            try:  # a fixed vocabulary: refuse now what the terminal could never be sent
-                zk_adms.command_text(body.name, body.args)
+        if protocol.check_command is not None:
+            try:  # a fixed vocabulary: refuse now what the device could never be sent
+                protocol.check_command(body.name, body.args)
             except DecodeError as exc:
                 raise HTTPException(422, f"{exc.reason}: {exc.detail}") from None
     return shape_command(svc.commands.submit(device_id, body.name, body.args, body.timeout_s, actor.name))

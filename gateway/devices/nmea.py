@@ -44,199 +44,21 @@ flag "estimated".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import reduce
-from operator import xor
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from gateway.core.events import Fix, idempotency_key
 from gateway.core.timeutil import offset_minutes, to_epoch_ms
 from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
+from gateway.devices.nmea_sentences import HEX2, KNOT_KMH, PARSERS, BadField, Gga, Rmc, Vtg, checksum
 
 SOURCE = "nmea"
 MAX_LINE = 200  # NMEA allows 82 characters; high-precision receivers go a little past it
-KNOT_KMH = 1.852
 # How long the date of the last good RMC may be lent to epochs without one.
 BORROW_LIMIT = timedelta(hours=12)
 
-_TIME = re.compile(r"([01][0-9]|2[0-3])([0-5][0-9])([0-5][0-9])(?:\.([0-9]{1,6}))?", re.ASCII)
-_DATE = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})", re.ASCII)
-_LAT = re.compile(r"([0-9]{1,2})([0-5][0-9](?:\.[0-9]{0,12})?)", re.ASCII)
-_LON = re.compile(r"([0-9]{1,3})([0-5][0-9](?:\.[0-9]{0,12})?)", re.ASCII)
-_UNSIGNED = re.compile(r"[0-9]{1,9}(?:\.[0-9]{0,9})?|\.[0-9]{1,9}", re.ASCII)
-_SIGNED = re.compile(r"-?(?:[0-9]{1,9}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})", re.ASCII)
-_HEX2 = re.compile(rb"[0-9A-Fa-f]{2}")
-
-
-class _Bad(Exception):
-    """One unreadable field; the sentence becomes a bad_sentence reject."""
-
-
-def checksum(body: bytes) -> int:
-    """XOR of the bytes between `$` and `*`."""
-    return reduce(xor, body, 0)
-
-
-# --- fields --------------------------------------------------------------------------
-
-
-def _time_of_day_ms(text: str) -> int | None:
-    if not text:
-        return None
-    m = _TIME.fullmatch(text)
-    if m is None:
-        raise _Bad(f"time {text[:20]!r} is not hhmmss(.ss)")
-    hh, mm, ss, frac = m.groups()
-    ms = int((frac or "").ljust(3, "0")[:3])
-    return ((int(hh) * 60 + int(mm)) * 60 + int(ss)) * 1000 + ms
-
-
-def _date(text: str) -> date | None:
-    if not text:
-        return None
-    m = _DATE.fullmatch(text)
-    if m is None:
-        raise _Bad(f"date {text[:20]!r} is not ddmmyy")
-    dd, mm, yy = (int(g) for g in m.groups())
-    try:
-        return date(2000 + yy, mm, dd)
-    except ValueError:
-        raise _Bad(f"date {text!r} does not exist") from None
-
-
-def _angle(text: str, hemisphere: str, pattern: re.Pattern, limit: int, signs: str) -> float | None:
-    """ddmm.mmmm / dddmm.mmmm plus hemisphere to signed degrees; empty is unknown."""
-    if not text:
-        return None
-    m = pattern.fullmatch(text)
-    if m is None:
-        raise _Bad(f"coordinate {text[:20]!r} is not (d)ddmm.mmmm")
-    degrees = int(m.group(1)) + float(m.group(2)) / 60.0
-    if degrees > limit:
-        raise _Bad(f"coordinate {text!r} is beyond {limit} degrees")
-    if hemisphere == signs[0]:
-        return degrees + 0.0
-    if hemisphere == signs[1]:
-        return -degrees + 0.0  # + 0.0 turns -0.0 into 0.0: same key whatever the hemisphere
-    raise _Bad(f"hemisphere {hemisphere[:5]!r} is not {signs[0]} or {signs[1]}")
-
-
-def _position(fields: list[str], at: int) -> tuple[float, float] | None:
-    lat = _angle(fields[at], fields[at + 1], _LAT, 90, "NS")
-    lon = _angle(fields[at + 2], fields[at + 3], _LON, 180, "EW")
-    if (lat is None) != (lon is None):
-        raise _Bad("latitude or longitude is missing")
-    return None if lat is None else (lat, lon)
-
-
-def _number(text: str, name: str, signed: bool = False, high: float | None = None) -> float | None:
-    if not text:
-        return None
-    if (_SIGNED if signed else _UNSIGNED).fullmatch(text) is None:
-        raise _Bad(f"{name} {text[:20]!r} is not a decimal number")
-    value = float(text)
-    if high is not None and value > high:
-        raise _Bad(f"{name} {text!r} is above {high:g}")
-    return value
-
-
-def _integer(text: str, name: str, digits: int) -> int | None:
-    if not text:
-        return None
-    if not (len(text) <= digits and text.isascii() and text.isdigit()):
-        raise _Bad(f"{name} {text[:20]!r} is not a number of at most {digits} digits")
-    return int(text)
-
-
-# --- sentences -----------------------------------------------------------------------
-
-
-@dataclass(slots=True, frozen=True)
-class _Rmc:
-    time_ms: int | None
-    has_fix: bool
-    position: tuple[float, float] | None
-    speed_knots: float | None
-    course: float | None
-    date: date | None
-    estimated: bool
-
-
-@dataclass(slots=True, frozen=True)
-class _Gga:
-    time_ms: int | None
-    has_fix: bool
-    position: tuple[float, float] | None
-    sats: int | None
-    hdop: float | None
-    alt: float | None
-    estimated: bool
-
-
-@dataclass(slots=True, frozen=True)
-class _Vtg:  # no time of its own: it joins the epoch of the sentence before it
-    course: float | None
-    speed_kmh: float | None
-
-
-def _padded(fields: list[str], count: int) -> list[str]:
-    # A sentence that stops early leaves its missing fields unknown.
-    return fields + [""] * (count - len(fields)) if len(fields) < count else fields
-
-
-def _rmc(fields: list[str]) -> _Rmc:
-    f = _padded(fields, 14)
-    status, mode = f[2], f[12]
-    if status not in ("A", "V"):
-        raise _Bad(f"status {status[:5]!r} is not A or V")
-    has_fix = status == "A" and mode != "N"
-    position = _position(f, 3)
-    if has_fix and position is None:
-        raise _Bad("status A without a position")
-    return _Rmc(
-        time_ms=_time_of_day_ms(f[1]),
-        has_fix=has_fix,
-        position=position,
-        speed_knots=_number(f[7], "speed"),
-        course=_number(f[8], "course", high=360.0),
-        date=_date(f[9]),
-        estimated=mode == "E",
-    )
-
-
-def _gga(fields: list[str]) -> _Gga:
-    f = _padded(fields, 15)
-    quality = _integer(f[6], "fix quality", 1)
-    has_fix = bool(quality)  # 0 is no fix; empty is no claim of a fix either
-    position = _position(f, 2)
-    if has_fix and position is None:
-        raise _Bad(f"fix quality {quality} without a position")
-    return _Gga(
-        time_ms=_time_of_day_ms(f[1]),
-        has_fix=has_fix,
-        position=position,
-        sats=_integer(f[7], "satellites", 2),
-        hdop=_number(f[8], "HDOP"),
-        alt=_number(f[9], "altitude", signed=True),
-        estimated=quality == 6,
-    )
-
-
-def _vtg(fields: list[str]) -> _Vtg:
-    f = _padded(fields, 10)
-    course = _number(f[1], "course", high=360.0)
-    knots = _number(f[5], "speed")
-    kmh = _number(f[7], "speed")
-    if f[9] == "N":  # the receiver says these values are not valid
-        return _Vtg(None, None)
-    if kmh is None and knots is not None:
-        kmh = knots * KNOT_KMH
-    return _Vtg(course, kmh)
-
-
-_PARSERS = {"RMC": _rmc, "GGA": _gga, "VTG": _vtg}
+__all__ = ["MAX_LINE", "SOURCE", "NmeaReader", "checksum"]
 
 
 # --- assembly ------------------------------------------------------------------------
@@ -245,9 +67,9 @@ _PARSERS = {"RMC": _rmc, "GGA": _gga, "VTG": _vtg}
 @dataclass(slots=True)
 class _Epoch:
     time_ms: int
-    rmc: _Rmc | None = None
-    gga: _Gga | None = None
-    vtg: _Vtg | None = None
+    rmc: Rmc | None = None
+    gga: Gga | None = None
+    vtg: Vtg | None = None
 
 
 class NmeaReader:
@@ -308,7 +130,7 @@ class NmeaReader:
             raw = b"$" + piece.rstrip(b" \t")
             try:
                 self._sentence(raw, out)
-            except _Bad as exc:
+            except BadField as exc:
                 out.rejects.append(DecodeError("bad_sentence", str(exc), raw))
             except DecodeError as exc:
                 out.rejects.append(exc)
@@ -320,7 +142,7 @@ class NmeaReader:
         if star < 0:
             raise DecodeError("missing_checksum", "sentence has no *hh checksum", raw)
         body, given = raw[1:star], raw[star + 1 :]
-        if _HEX2.fullmatch(given) is None:
+        if HEX2.fullmatch(given) is None:
             raise DecodeError("bad_checksum", f"checksum field {given[:8]!r} is not two hex digits", raw)
         computed = checksum(body)
         if computed != int(given, 16):
@@ -328,16 +150,16 @@ class NmeaReader:
         try:
             text = body.decode("ascii")
         except UnicodeDecodeError as exc:
-            raise _Bad(f"non-ASCII byte at {exc.start + 1}") from None
+            raise BadField(f"non-ASCII byte at {exc.start + 1}") from None
         fields = text.split(",")
         address = fields[0]
-        parser = _PARSERS.get(address[2:]) if len(address) == 5 else None
+        parser = PARSERS.get(address[2:]) if len(address) == 5 else None
         if parser is not None:
             self._take(parser(fields), out)
 
-    def _take(self, sentence: _Rmc | _Gga | _Vtg, out: Decoded) -> None:
+    def _take(self, sentence: Rmc | Gga | Vtg, out: Decoded) -> None:
         epoch = self._epoch
-        if type(sentence) is _Vtg:
+        if type(sentence) is Vtg:
             if epoch is not None and epoch.vtg is None:
                 epoch.vtg = sentence
             return
@@ -350,7 +172,7 @@ class NmeaReader:
             if sentence.time_ms == self._last_emitted_ms:
                 return  # late sentence of an epoch already emitted
             epoch = self._epoch = _Epoch(sentence.time_ms)
-        if type(sentence) is _Rmc:
+        if type(sentence) is Rmc:
             epoch.rmc = epoch.rmc or sentence  # the first talker's copy wins
         else:
             epoch.gga = epoch.gga or sentence

@@ -5,7 +5,7 @@ A command is stored first (so it is never lost), then, by the device's protocol:
 - MQTT devices: published QoS 1 on `devices/{id}/commands`; `sent` once the
   broker has it. The device answers on `devices/{id}/commands/result`; the
   store writer reports each committed result here.
-- Devices that fetch their commands (PULL_PROTOCOLS: ZK ADMS terminals poll
+- Devices that fetch their commands (their family says "pull": ZK ADMS terminals poll
   `/iclock/getrequest`): left `queued` until the device polls; the poll takes
   them (`take_queued`, which marks them `sent`) and the device's answer
   finishes them (`finish`).
@@ -28,16 +28,13 @@ from sqlmodel import Session
 
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import now_ms
-from gateway.pipeline.rows import COLUMNS
-from gateway.pipeline.writer import Batch
+from gateway.devices.families import PULL_PROTOCOLS
+from gateway.pipeline.batch import Batch
 from gateway.store.models import Command, Device
 
 log = logging.getLogger(__name__)
 
 OPEN = ("queued", "sent")
-# Protocols whose devices fetch their commands: nothing is pushed, the device's poll takes them.
-PULL_PROTOCOLS = frozenset({"zk-adms"})
-_RESULT = {name: i for i, name in enumerate(COLUMNS["command_result"])}
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
@@ -159,10 +156,8 @@ class Commands:
 
     def on_commit(self, batch: Batch) -> None:
         """Store-writer hook: results that just arrived finish their commands."""
-        for row in batch.records.get("command_result", ()):
-            self.finish(
-                row[_RESULT["command_id"]], row[_RESULT["ok"]], row[_RESULT["detail"]], row[_RESULT["device_id"]]
-            )
+        for result in batch.command_results:
+            self.finish(result.command_id, result.ok, result.detail, result.device_id)
 
     def expire(self) -> int:
         """Open commands past their timeout become timed_out."""

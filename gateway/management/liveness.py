@@ -18,7 +18,7 @@ from gateway.config import LivenessSettings
 from gateway.core import timeutil
 from gateway.core.events import idempotency_key
 from gateway.core.metrics import Metrics
-from gateway.pipeline.writer import Batch
+from gateway.pipeline.batch import Batch
 from gateway.store.models import Device, StatusRecord
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ class Liveness:
         """Store-writer hook: the devices in a committed batch were heard from."""
         changes = []
         for device_id in batch.seen:
-            reported = batch.status.get(device_id)
-            online = reported["on"] if reported is not None and reported["on"] is not None else True
+            reported = batch.reported.get(device_id)
+            online = reported.online if reported is not None and reported.online is not None else True
             reason = "status" if reported is not None else "traffic"
             changes.append((device_id, online, reason))
         self._apply(changes, batch.now_ms)

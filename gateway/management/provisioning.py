@@ -1,12 +1,12 @@
-"""What each protocol needs from a device's registration: its config and its credentials."""
+"""Registering devices: each protocol's config and credentials, as its family (devices/families.py) declares."""
 
 from __future__ import annotations
 
 import secrets
 import string
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
@@ -14,71 +14,11 @@ from gateway.auth import audit
 from gateway.auth.credentials import hash_secret
 from gateway.auth.secretbox import SecretBox
 from gateway.core.timeutil import now_ms
+from gateway.devices.families import MQTT_PROTOCOLS, family, identity, own_topics
 from gateway.management.liveness import Liveness
 from gateway.management.registry import Registry
 from gateway.store.models import Device
 from gateway.transports.broker_auth import BrokerAuth
-
-MQTT_PROTOCOLS = frozenset({"mqtt-json", "attlog", "owntracks"})
-CARD_FORMATS = ("H10301", "H10306", "C1000", "H10302", "H10304")
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoConfig(_Config):
-    pass
-
-
-class OwnTracksConfig(_Config):
-    user: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
-    device: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
-
-
-class ZkAdmsConfig(_Config):
-    sn: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-
-
-class OsdpConfig(_Config):
-    line: str = Field(min_length=1, max_length=200)
-    address: int = Field(ge=0, le=126)
-    format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
-    door: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", description="door id; empty = the device id")
-    strike_ms: int = Field(3000, ge=100, le=25500, description="how long a grant pulses the strike")
-    direction: Literal["in", "out"] = Field(
-        "in", description='"out" for an exit reader: a visitor leaving is checked out'
-    )
-
-
-class SerialConfig(_Config):
-    line: str = Field(min_length=1, max_length=200)
-
-
-class Jt808Config(_Config):
-    phone: str = Field(pattern=r"^[1-9][0-9]{0,19}$", description="digits as on the wire, no leading zeros")
-
-
-CONFIG_MODELS: dict[str, type[_Config]] = {
-    "mqtt-json": NoConfig,
-    "attlog": NoConfig,
-    "owntracks": OwnTracksConfig,
-    "zk-adms": ZkAdmsConfig,
-    "osdp": OsdpConfig,
-    "nmea": SerialConfig,
-    "card-lines": SerialConfig,
-    "jt808": Jt808Config,
-}
-
-# Config values that identify the device on its own wire: two devices may not share them.
-IDENTITY_KEYS: dict[str, tuple[str, ...]] = {
-    "owntracks": ("user", "device"),
-    "zk-adms": ("sn",),
-    "osdp": ("line", "address"),
-    "jt808": ("phone",),
-    "nmea": ("line",),
-    "card-lines": ("line",),
-}
 
 
 class ConfigProblem(ValueError):
@@ -88,7 +28,7 @@ class ConfigProblem(ValueError):
 def check_config(protocol: str, config: dict[str, Any]) -> dict[str, Any]:
     """The protocol's config, validated and with defaults filled in; ConfigProblem names the key."""
     try:
-        return CONFIG_MODELS[protocol].model_validate(config).model_dump()
+        return family(protocol).config.model_validate(config).model_dump()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in ("config", *first["loc"]))
@@ -96,27 +36,17 @@ def check_config(protocol: str, config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigProblem(f"{where}: {reason} (protocol {protocol})") from None
 
 
-def identity(protocol: str, config: dict[str, Any]) -> tuple[Any, ...] | None:
-    keys = IDENTITY_KEYS.get(protocol)
-    return tuple(config.get(k) for k in keys) if keys else None
-
-
-def own_topics(protocol: str, config: dict[str, Any]) -> tuple[str, ...]:
-    """Topics outside devices/<id>/ a device publishes on: an OwnTracks phone names its own."""
-    if protocol == "owntracks":
-        return (f"owntracks/{config['user']}/{config['device']}",)
-    return ()
-
-
 def issue(device_id: str, protocol: str, box: SecretBox) -> tuple[dict[str, str], str | None, str | None]:
-    """New credentials: (shown once, password hash to store, sealed secret to store)."""
-    if protocol in MQTT_PROTOCOLS:
+    """New credentials, as the protocol's family says: (shown once, password hash to store, sealed secret
+    to store)."""
+    kind = family(protocol).credentials
+    if kind == "mqtt_login":
         password = secrets.token_urlsafe(18)
         return {"mqtt_username": device_id, "mqtt_password": password}, hash_secret(password), None
-    if protocol == "osdp":
+    if kind == "scbk":
         scbk = secrets.token_hex(16)
         return {"scbk": scbk}, None, box.seal(scbk)
-    if protocol == "jt808":
+    if kind == "auth_code":
         code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
         return {"auth_code": code}, None, box.seal(code)
     return {}, None, None
@@ -161,7 +91,7 @@ class Provisioner:
             select(Device).where(Device.protocol == protocol, Device.id != device_id)
         ).scalars():
             if identity(protocol, other.config) == mine:
-                keys = ", ".join(f"{k}={v!r}" for k, v in zip(IDENTITY_KEYS[protocol], mine))
+                keys = ", ".join(f"{k}={v!r}" for k, v in zip(family(protocol).identity_keys, mine))
                 raise Conflict(f"device {other.id!r} already has {keys}")
 
     def create(self, fields: dict[str, Any], actor: str) -> tuple[Device, dict[str, str]]:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
+from gateway.devices.families import wire_key
 from gateway.store.models import Device, Vehicle
 
 
@@ -23,25 +24,6 @@ class DeviceInfo:
     protocol: str
     site: str
     tz: tzinfo
-
-
-def identity(protocol: str, config: object) -> str | None:
-    """What a device is known by on its own wire, where that is not its id: the ZK terminal's serial
-    number, the JT/T 808 terminal's phone, OwnTracks' "user/device", the serial line it is on."""
-    if not isinstance(config, dict):
-        return None
-    if protocol == "zk-adms":
-        value = config.get("sn")
-    elif protocol == "jt808":
-        value = config.get("phone")
-    elif protocol == "owntracks":
-        user, device = config.get("user"), config.get("device")
-        value = f"{user}/{device}" if isinstance(user, str) and isinstance(device, str) else None
-    elif protocol in ("nmea", "card-lines"):
-        value = config.get("line")
-    else:
-        return None
-    return value if isinstance(value, str) and value else None
 
 
 class Registry:
@@ -63,7 +45,7 @@ class Registry:
                 for r in conn.execute(select(Vehicle.device_id, Vehicle.id).where(Vehicle.device_id.is_not(None)))
             }
         devices = {row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone) for row in rows}
-        ids = {(row.protocol, key): row.id for row in rows if (key := identity(row.protocol, row.config)) is not None}
+        ids = {(row.protocol, key): row.id for row in rows if (key := wire_key(row.protocol, row.config)) is not None}
         with self._lock:
             self._devices, self._ids, self._vehicles = devices, ids, vehicles
 
@@ -74,7 +56,7 @@ class Registry:
         return self._devices.get(device_id)
 
     def by_identity(self, protocol: str, key: str) -> DeviceInfo | None:
-        """The device of `protocol` known on the wire as `key` (see `identity`), if registered."""
+        """The device of `protocol` known on the wire as `key` (see `families.wire_key`), if registered."""
         device_id = self._ids.get((protocol, key))
         return self._devices.get(device_id) if device_id is not None else None
 
@@ -94,7 +76,7 @@ class Registry:
 
     def put(self, device: Device) -> None:
         info = self._info(device.id, device.kind, device.protocol, device.site, device.timezone)
-        key = identity(device.protocol, device.config)
+        key = wire_key(device.protocol, device.config)
         with self._lock:
             self._devices = {**self._devices, device.id: info}
             ids = {k: v for k, v in self._ids.items() if v != device.id}

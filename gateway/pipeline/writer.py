@@ -14,7 +14,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,51 +21,33 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from gateway.core.backoff import Backoff
-from gateway.core.events import AccessEvent
+from gateway.core.events import AccessEvent, CommandResult, DeviceStatus, Event, Fix, Punch
 from gateway.core.metrics import Metrics
+from gateway.devices import families
 from gateway.devices.errors import DecodeError
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
+from gateway.pipeline.batch import DEAD_RAW_LIMIT as DEAD_RAW_LIMIT  # where the HTTP transport reads it
+from gateway.pipeline.batch import Batch, Reported
 from gateway.pipeline.queue import Inbound, IngestQueue
-from gateway.pipeline.rows import COLUMNS, DECODERS, KIND, TABLE, route, to_row
+from gateway.pipeline.rows import (
+    COLUMNS,
+    TABLE,
+    AccessRow,
+    PunchRow,
+    Row,
+    access_row,
+    command_result_row,
+    fix_row,
+    punch_row,
+    route,
+    status_row,
+)
 from gateway.store import journal
 from gateway.store.models import DeadLetter, Device, Journal
 from gateway.uplink.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-DEAD_RAW_LIMIT = 64 * 1024  # what a dead letter keeps of an oversized input
-
-
-@dataclass
-class Batch:
-    """One batch, decoded and ready to write."""
-
-    now_ms: int
-    segments: dict[str, int] = field(default_factory=dict)  # transport -> journal segment id
-    journal: dict[str, list[tuple[str, bytes]]] = field(default_factory=lambda: defaultdict(list))
-    records: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
-    dead: list[dict[str, Any]] = field(default_factory=list)
-    seen: dict[str, list[int]] = field(default_factory=dict)  # device -> [events, errors]
-    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> newest status
-    items: list[Inbound] = field(default_factory=list)
-    door_requests: list[AccessEvent] = field(default_factory=list)  # decided here; answered after the commit
-
-    def dead_letter(self, item: Inbound, device_id: str | None, reason: str, detail: str, raw: bytes) -> None:
-        self.dead.append(
-            {
-                "time": self.now_ms,
-                "source": item.transport,
-                "device_id": device_id,
-                "topic": item.topic[:256],
-                "reason": reason,
-                "detail": detail[:1000],
-                "size": len(raw),
-                "raw": raw[:DEAD_RAW_LIMIT],
-            }
-        )
-        if device_id is not None and device_id in self.seen:
-            self.seen[device_id][1] += 1
 
 
 class Pipeline:
@@ -88,6 +69,7 @@ class Pipeline:
         self.batch_wait = batch_ms / 1000
         self.max_payload = max_payload
         self.people = people
+        self.decoders = families.decoders()  # channel -> decoder; per-device reader state stays with this pipeline
         self._jobs: list[Callable[[], None]] = []
         self.outbox: Outbox | None = None  # records for the platform are queued in the same commit
         # Decides a door controller's "pending" read in place (the access service; None: left pending).
@@ -195,15 +177,16 @@ class Pipeline:
         if channel is None:
             batch.dead_letter(item, device_id, "unknown_topic", f"no decoder for topic {item.topic[:200]!r}", payload)
             return
-        if channel == "owntracks":
-            device = self.registry.by_identity("owntracks", device_id)
+        own = families.OWN_TOPICS.get(channel)
+        if own is not None:  # a topic of the device's own naming: known by its wire key
+            device = self.registry.by_identity(own.protocol, device_id)
             if device is not None and item.sender is not None and item.sender != device.id:
                 batch.dead_letter(item, device.id, "not_authorized", f"{item.sender!r} may not speak for it", payload)
                 return
         else:
             device = self.registry.get(device_id)
             if device is None and item.transport == "serial" and item.sender:  # a line without a device_id
-                device = self.registry.by_identity(channel.removeprefix("serial/"), item.sender)
+                device = self.registry.by_identity(families.CHANNELS[channel].protocol, item.sender)
         if device is None:
             batch.dead_letter(item, None, "unknown_device", f"device {device_id[:64]!r} is not registered", payload)
             return
@@ -212,7 +195,9 @@ class Pipeline:
             batch.dead_letter(item, device.id, "too_large", f"{len(payload)} bytes > {self.max_payload}", payload)
             return
         try:
-            decoded = item.decoded if item.decoded is not None else DECODERS[channel](payload, device, now)
+            decoded = (
+                item.decoded if item.decoded is not None else self.decoders[channel](payload, device.id, device.tz, now)
+            )
         except DecodeError as exc:
             batch.dead_letter(item, device.id, exc.reason, exc.detail, exc.raw or payload)
             return
@@ -222,23 +207,34 @@ class Pipeline:
         accepted = batch.journal[item.transport]
         raw_ref = f"{segment}/{len(accepted)}"
         accepted.append((item.topic, payload))
-        people = self.people
-        for event in decoded.events:
-            kind = KIND[type(event)]
-            if kind == "access" and event.result == "pending" and self.decide_access is not None:
-                self.decide_access(event)
-                batch.door_requests.append(event)
-            if kind == "punch":
-                owner = people.resolve(device.id, event.user) if people is not None else None
-            else:
-                owner = self.registry.vehicle_of(device.id) if kind == "fix" else None
-            batch.records[kind].append(to_row(event, raw_ref, batch.now_ms, owner))
-            if kind == "status":
-                batch.status[device.id] = {"dev": device.id, "on": event.online, "fw": event.detail.get("firmware")}
+        self._add_rows(batch, decoded.events, device.id, raw_ref)
         counts[0] += len(decoded.events)
         item.accepted = len(decoded.events)
         for reject in decoded.rejects:
             batch.dead_letter(item, device.id, reject.reason, reject.detail, reject.raw)
+
+    def _add_rows(self, batch: Batch, events: list[Event], device_id: str, raw_ref: str) -> None:
+        """The events as rows of their tables: a punch with the person it resolves to, a fix with the
+        vehicle its device is in, a door controller's pending request decided here."""
+        people, stored_at = self.people, batch.now_ms
+        for event in events:
+            if isinstance(event, Punch):
+                person = people.resolve(device_id, event.user) if people is not None else None
+                batch.punches.append(punch_row(event, raw_ref, stored_at, person))
+            elif isinstance(event, AccessEvent):
+                if event.result == "pending" and self.decide_access is not None:
+                    self.decide_access(event)
+                    batch.door_requests.append(event)
+                batch.access.append(access_row(event, raw_ref, stored_at))
+            elif isinstance(event, Fix):
+                batch.fixes.append(fix_row(event, raw_ref, stored_at, self.registry.vehicle_of(device_id)))
+            elif isinstance(event, DeviceStatus):
+                batch.statuses.append(status_row(event, raw_ref, stored_at))
+                batch.reported[device_id] = Reported(event.online, event.detail.get("firmware"))
+            elif isinstance(event, CommandResult):
+                batch.command_results.append(command_result_row(event, raw_ref, stored_at))
+            else:
+                raise TypeError(f"not an event: {event!r}")
 
     def _allocate_segment(self) -> int:
         # This thread is the journal's only writer, so ids can be handed out here.
@@ -296,20 +292,20 @@ class Pipeline:
                         for transport, messages in batch.journal.items()
                     ],
                 )
-            for kind, rows in batch.records.items():
+            for kind, rows in batch.records().items():
                 if rows:
                     inserted = conn.exec_driver_sql(self._insert_new[kind], rows).rowcount
                     stored[kind] = inserted
                     duplicates += len(rows) - inserted
                     if self.outbox is not None and self.outbox.wants(kind):
-                        self.outbox.enqueue(conn, kind, [(row[0].hex(), _order_key(kind, row), None) for row in rows])
+                        self.outbox.enqueue(conn, kind, [(row.key.hex(), _order_key(row), None) for row in rows])
             if batch.dead:
                 conn.execute(self._insert_dead, batch.dead)
             if batch.seen:
                 params = [{"dev": d, "t": batch.now_ms, "n": c[0], "e": c[1]} for d, c in batch.seen.items()]
                 conn.execute(self._update_seen, params)
-            if batch.status:
-                conn.execute(self._update_firmware, list(batch.status.values()))
+            if batch.reported:
+                conn.execute(self._update_firmware, [{"dev": d, "fw": r.firmware} for d, r in batch.reported.items()])
         for kind, n in stored.items():
             self.metrics.stored.labels(kind).inc(n)
         if duplicates:
@@ -329,18 +325,16 @@ class Pipeline:
                 log.exception("acknowledging %d inputs failed; their senders will resend", len(tokens))
 
 
-_PUNCH = {name: i for i, name in enumerate(COLUMNS["punch"])}
-_ACCESS = {name: i for i, name in enumerate(COLUMNS["access"])}
-
-
-def _order_key(kind: str, row: tuple[Any, ...]) -> str:
+def _order_key(row: Row) -> str:
     """Whose records must reach the platform in order. A punch goes in order with the other punches of
     its device user (a person as one terminal knows them): unlike the person it resolves to, that never
     changes, so a punch stored before its person was known stays in line."""
-    if kind == "punch":
-        return f"user:{row[_PUNCH['device_id']]}/{row[_PUNCH['user']]}"
-    holder = row[_ACCESS["person_id"]] or row[_ACCESS["visitor_id"]]
-    return f"holder:{holder}" if holder else f"door:{row[_ACCESS['door']]}"
+    if isinstance(row, PunchRow):
+        return f"user:{row.device_id}/{row.user}"
+    if isinstance(row, AccessRow):
+        holder = row.person_id or row.visitor_id
+        return f"holder:{holder}" if holder else f"door:{row.door}"
+    return f"device:{row.device_id}"  # not reached: the store writer queues only punches and access events
 
 
 def _insert_or_ignore(engine: Engine, table: str, columns: tuple[str, ...]) -> str:

@@ -19,17 +19,3 @@ def pack(messages: list[tuple[str, bytes]]) -> bytes:
         encoded = topic.encode()
         parts += (_TOPIC_LEN.pack(len(encoded)), encoded, _PAYLOAD_LEN.pack(len(payload)), payload)
     return b"".join(parts)
-
-
-def unpack(blob: bytes) -> list[tuple[str, bytes]]:
-    messages, pos = [], 0
-    while pos < len(blob):
-        (topic_len,) = _TOPIC_LEN.unpack_from(blob, pos)
-        pos += 2
-        topic = blob[pos : pos + topic_len].decode()
-        pos += topic_len
-        (payload_len,) = _PAYLOAD_LEN.unpack_from(blob, pos)
-        pos += 4
-        messages.append((topic, blob[pos : pos + payload_len]))
-        pos += payload_len
-    return messages

@@ -15,9 +15,6 @@ from sqlalchemy import Connection, Engine
 from gateway.core.timeutil import now_ms
 from gateway.store.models import OutboxEntry
 
-# What a record type is keyed and ordered by, for the sinks' readers.
-RECORD_TYPES = ("punch", "access", "visit", "visitor_arrived", "trip")
-
 
 class Outbox:
     def __init__(self, engine: Engine, routes: Mapping[str, Sequence[str]]) -> None:

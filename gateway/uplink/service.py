@@ -19,6 +19,7 @@ from gateway.config import Settings
 from gateway.core.asyncutil import cancel_and_wait
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import iso_utc
+from gateway.pipeline.batch import Batch
 from gateway.pipeline.queue import IngestQueue
 from gateway.store import shapes
 from gateway.store.models import AccessRecord, Device, OutboxEntry, Person, PunchRecord
@@ -127,9 +128,9 @@ class Uplink:
                 except Exception:
                     pass
 
-    def on_commit(self, batch: Any) -> None:
+    def on_commit(self, batch: Batch) -> None:
         """Store-writer hook: new records may be waiting."""
-        if self._loop is not None and (batch.records.get("punch") or batch.records.get("access")):
+        if self._loop is not None and (batch.punches or batch.access):
             for worker in self.workers.values():
                 self._loop.call_soon_threadsafe(worker.wake.set)
 

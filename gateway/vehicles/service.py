@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, select, update
 
 from gateway.core import timeutil
-from gateway.pipeline.rows import COLUMNS
+from gateway.pipeline.batch import Batch
 from gateway.store import shapes
 from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
@@ -28,7 +28,6 @@ from gateway.vehicles.trips import Point, Trip, TripSettings, detect, filter_poi
 
 log = logging.getLogger(__name__)
 
-_FIX = {name: i for i, name in enumerate(COLUMNS["fix"])}
 LOOKBACK_MS = 7 * 24 * 3600 * 1000  # a late fix redoes at most this much history
 LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's state there is known
 
@@ -54,18 +53,15 @@ class Vehicles:
 
     # -- after each store batch ------------------------------------------------
 
-    def on_commit(self, batch: Any) -> None:
-        rows = batch.records.get("fix")
-        if not rows:
+    def on_commit(self, batch: Batch) -> None:
+        if not batch.fixes:
             return
-        vehicle_at, time_at = _FIX["vehicle_id"], _FIX["time"]
         with self._lock:
-            for row in rows:
-                vehicle = row[vehicle_at]
-                if vehicle is not None:
-                    earliest = self._dirty.get(vehicle)
-                    if earliest is None or row[time_at] < earliest:
-                        self._dirty[vehicle] = row[time_at]
+            for fix in batch.fixes:
+                if fix.vehicle_id is not None:
+                    earliest = self._dirty.get(fix.vehicle_id)
+                    if earliest is None or fix.time < earliest:
+                        self._dirty[fix.vehicle_id] = fix.time
 
     def mark(self, vehicle_id: str, since_ms: int = 0) -> None:
         with self._lock:

@@ -1,0 +1,43 @@
+"""What a device's registration holds for its protocol (`Device.config`), one model per protocol."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeviceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoConfig(DeviceConfig):
+    pass
+
+
+class OwnTracksConfig(DeviceConfig):
+    user: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
+    device: str = Field(min_length=1, max_length=64, pattern=r"^[^/#+]+$")
+
+
+class ZkAdmsConfig(DeviceConfig):
+    sn: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class OsdpConfig(DeviceConfig):
+    line: str = Field(min_length=1, max_length=200)
+    address: int = Field(ge=0, le=126)
+    format: Literal["H10301", "H10306", "C1000", "H10302", "H10304"] = "H10301"
+    door: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", description="door id; empty = the device id")
+    strike_ms: int = Field(3000, ge=100, le=25500, description="how long a grant pulses the strike")
+    direction: Literal["in", "out"] = Field(
+        "in", description='"out" for an exit reader: a visitor leaving is checked out'
+    )
+
+
+class SerialConfig(DeviceConfig):
+    line: str = Field(min_length=1, max_length=200)
+
+
+class Jt808Config(DeviceConfig):
+    phone: str = Field(pattern=r"^[1-9][0-9]{0,19}$", description="digits as on the wire, no leading zeros")
