@@ -39,7 +39,7 @@ from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
 from gateway.people.service import People
 from gateway.pipeline import IngestQueue, Pipeline
-from gateway.pipeline.writer import DEAD_RAW_LIMIT
+from gateway.pipeline.batch import DEAD_RAW_LIMIT
 from gateway.services import Services
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device

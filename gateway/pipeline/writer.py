@@ -27,7 +27,6 @@ from gateway.devices import families
 from gateway.devices.errors import DecodeError
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
-from gateway.pipeline.batch import DEAD_RAW_LIMIT as DEAD_RAW_LIMIT  # where the HTTP transport reads it
 from gateway.pipeline.batch import Batch, Reported
 from gateway.pipeline.queue import Inbound, IngestQueue
 from gateway.pipeline.rows import (

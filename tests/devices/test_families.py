@@ -89,7 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Te
     settings = Settings(site={"timezone": str(ZONE)}, database={"url": f"sqlite:///{db}"}, api={"admin_token": TOKEN})
     gw = Gateway(settings)
     upgrade(gw.engine)
-    for part in (gw.registry, gw.liveness, gw.people):
+    for part in (gw.registry, gw.liveness, gw.people_index):
         part.load()
     gw.pipeline.start()
     yield gw, TestClient(create_app(gw), headers={"Authorization": f"Bearer {TOKEN}"}), db
