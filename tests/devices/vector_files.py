@@ -11,6 +11,9 @@ A vector file is read line by line:
     # reject: <reason>        the next input, or one element of it, is refused with this
                               DecodeError reason; repeat the line for several rejects. Together
                               with `expect`, the input yields both the results and the rejects.
+    # known-bug: <text>       the decoder disagrees with this (correct) expectation today; the
+                              test is an expected failure, and turns red once the decoder is
+                              fixed so that the line is removed
     <input>                   one input, exactly as the line holds it (TABs kept); binary
                               frames are written as hex
 
@@ -39,7 +42,7 @@ from typing import Any
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "vectors"
 
-_DIRECTIVE = re.compile(r"# (defaults|with|expect|reject):\s*(.*)")
+_DIRECTIVE = re.compile(r"# (defaults|with|expect|reject|known-bug):\s*(.*)")
 _NO_EXPECT = object()
 
 
@@ -56,6 +59,7 @@ class Vector:
     expect: Any  # the parsed JSON, or None when the input only has rejects
     has_expect: bool
     rejects: tuple[str, ...] = field(default_factory=tuple)
+    known_bug: str | None = None
 
     @property
     def id(self) -> str:
@@ -74,6 +78,7 @@ def parse(text: str, name: str) -> list[Vector]:
     pending_with: dict[str, Any] = {}
     expect: Any = _NO_EXPECT
     rejects: list[str] = []
+    known_bug: str | None = None
     vectors: list[Vector] = []
     last_directive = 0
     for number, line in enumerate(text.split("\n"), start=1):
@@ -98,8 +103,11 @@ def parse(text: str, name: str) -> list[Vector]:
                 expect = _json(value, where)
             else:
                 if not value.strip():
-                    raise VectorFileError(f"{where}: reject without a reason")
-                rejects.append(value.strip())
+                    raise VectorFileError(f"{where}: {kind} without a reason")
+                if kind == "known-bug":
+                    known_bug = value.strip()
+                else:
+                    rejects.append(value.strip())
             continue
         if expect is _NO_EXPECT and not rejects:
             raise VectorFileError(f"{where}: input without an expect or reject line above it")
@@ -113,10 +121,11 @@ def parse(text: str, name: str) -> list[Vector]:
                 expect=expect if has_expect else None,
                 has_expect=has_expect,
                 rejects=tuple(rejects),
+                known_bug=known_bug,
             )
         )
-        pending_with, expect, rejects = {}, _NO_EXPECT, []
-    if expect is not _NO_EXPECT or rejects or pending_with:
+        pending_with, expect, rejects, known_bug = {}, _NO_EXPECT, [], None
+    if expect is not _NO_EXPECT or rejects or pending_with or known_bug:
         raise VectorFileError(f"{name}:{last_directive}: expectation with no input after it")
     return vectors
 
