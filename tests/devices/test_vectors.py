@@ -210,10 +210,11 @@ def test_vector(vector: Vector) -> None:
 
 
 def _reads_wire_input(path: Path) -> bool:
-    """A public decode*/parse* function or a class with a `feed` method: the module takes device input."""
+    """A public `decode`, `decode_*` or `parse_*` function, or a class with a `feed` method: the module
+    takes device input."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name.startswith(("decode", "parse")):
+        if isinstance(node, ast.FunctionDef) and (node.name == "decode" or node.name.startswith(("decode_", "parse_"))):
             return True
         if isinstance(node, ast.ClassDef) and any(
             isinstance(item, ast.FunctionDef) and item.name == "feed" for item in node.body
