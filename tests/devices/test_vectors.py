@@ -12,7 +12,6 @@ import ast
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,13 +28,14 @@ from gateway.devices import (
     wiegand,
     zk_adms,
 )
+from gateway.devices.base import Decoded
 from gateway.devices.errors import DecodeError
 from tests.devices.vector_files import VECTOR_DIR, Vector, VectorFileError, load, mismatches, parse
 
 DEVICE = "vector-device"
 DEVICES_DIR = Path(nmea.__file__).resolve().parent
 
-Outcome = tuple[list[Any], list[str]]
+Outcome = tuple[list[object], list[str]]  # the results, and the reasons of the rejects
 
 
 def _zone(v: Vector) -> tzinfo:
@@ -47,7 +47,7 @@ def _received(v: Vector) -> datetime:
     return datetime.fromisoformat(v.options.get("received", "2025-01-01T00:00:00Z").replace("Z", "+00:00"))
 
 
-def _decoded(out: Any) -> Outcome:
+def _decoded(out: Decoded) -> Outcome:
     return list(out.events), [r.reason for r in out.rejects]
 
 
@@ -139,7 +139,7 @@ def run_jt808(v: Vector) -> Outcome:
     if len(frames) != 1:
         raise VectorFileError(f"{v.id}: {len(frames)} frames on the line, a vector is one 7E..7E frame")
     frame = jt808.parse_frame(frames[0])
-    result: dict[str, Any] = {name: getattr(frame, name) for name in _FRAME_FIELDS}
+    result: dict[str, object] = {name: getattr(frame, name) for name in _FRAME_FIELDS}
     rejects: list[str] = []
     try:  # a body the parsers refuse leaves the header readable: both are checked
         if frame.msg_id == jt808.REGISTER:
