@@ -209,7 +209,9 @@ def _oper_line(line: str) -> OperEntry:
         if not sep or not key:
             raise DecodeError("bad_line", f"{part[:30]!r} is not key=value", line.encode())
         fields.setdefault(key, value)
-    if kind in ("USER", "FP", "FACE", "BIODATA", "USERPIC", "BIOPHOTO") and not fields.get("PIN", "").strip():
+    # USER and FP lines say "PIN", BIODATA lines "Pin": the same user id.
+    pin = next((v for k, v in fields.items() if k.upper() == "PIN"), "")
+    if kind in ("USER", "FP", "FACE", "BIODATA", "USERPIC", "BIOPHOTO") and not pin.strip():
         raise DecodeError("missing_field", f"{kind} line without PIN", line.encode())
     return OperEntry(kind, fields)
 
