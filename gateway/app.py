@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
+PEOPLE_REFRESH_WAIT_S = 2.0
 
 
 def build_app(services: Services) -> FastAPI:
@@ -221,7 +222,10 @@ class Gateway:
             self.people_index.load()
             self.people_index.remap()
 
-        self.pipeline.run_in_writer(refresh)
+        done = self.pipeline.run_in_writer(refresh)
+        if self.pipeline.alive and not self.pipeline.on_writer_thread():
+            # Answer the change only once punches arriving after it resolve with it.
+            done.wait(PEOPLE_REFRESH_WAIT_S)
 
     async def _publish_north(self, topic: str, payload: bytes) -> None:
         assert self.mqtt is not None

@@ -5,26 +5,28 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.api import devices as api_devices
+from gateway.core.errors import NotFound
+from gateway.core.errors import Refused as ServiceRefused
 from gateway.dashboard import queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone, time_formatter
-from gateway.management.commands import PULL_PROTOCOLS
-from gateway.management.provisioning import MQTT_PROTOCOLS
+from gateway.devices.families import family
+from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S
 from gateway.services import Services
 
 router = page_router()
 DeviceId = Annotated[str, Path(max_length=64)]
 COMMAND_LABELS = {"open_door": "Open door", "sync_time": "Sync time"}
 FEED_LIMIT = 50
+COMMAND_TIMEOUT_S = DEFAULT_COMMAND_TIMEOUT_S
 
 
 def offered_commands(viewer: Viewer, device: dict[str, Any]) -> list[tuple[str, str]]:
     """The command buttons this viewer gets for this device: none where the protocol takes no commands."""
-    if device["protocol"] not in MQTT_PROTOCOLS and device["protocol"] not in PULL_PROTOCOLS:
+    if family(device["protocol"]).commands is None:
         return []
     names = (["open_door"] if device["kind"] == "access" else []) + ["sync_time"]
     return [(name, COMMAND_LABELS[name]) for name in names if viewer.may_send(name)]
@@ -76,14 +78,13 @@ def send_command(
         raise Refused(400, "Unknown command.", viewer)
     if not viewer.may_send(name):
         raise Refused(403, f"Your role ({viewer.role}) may not send {name}.", viewer)
-    try:  # the API's own handler: the same checks (device, protocol, role) and the same queue
-        body = api_devices.CommandCreate(name=name)
-        command = api_devices.queue_command(device_id, body, viewer.actor, svc)
-        viewer.flash("ok", f"{COMMAND_LABELS[name]} queued for {device_id} (command {command['id']}).")
-    except HTTPException as refused:
-        if refused.status_code == 404:
-            raise Refused(404, f"There is no device {device_id!r}.", viewer) from None
-        viewer.flash("error", f"{COMMAND_LABELS[name]} was not queued: {refused.detail}")
+    try:  # the service the API calls: the same checks (device, protocol) and the same queue
+        command = svc.commands.submit(device_id, name, {}, COMMAND_TIMEOUT_S, viewer.actor.name)
+        viewer.flash("ok", f"{COMMAND_LABELS[name]} queued for {device_id} (command {command.id}).")
+    except NotFound:
+        raise Refused(404, f"There is no device {device_id!r}.", viewer) from None
+    except ServiceRefused as refused:
+        viewer.flash("error", f"{COMMAND_LABELS[name]} was not queued: {refused.message}")
     return RedirectResponse(f"/dashboard/devices/{quote(device_id, safe='')}", status_code=303, headers=PAGE_HEADERS)
 
 

@@ -26,15 +26,18 @@ import orjson
 from sqlalchemy import Engine, and_, select, update
 from sqlmodel import Session
 
+from gateway.core.errors import Conflict, Invalid, NotFound
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import now_ms
-from gateway.devices.families import PULL_PROTOCOLS
+from gateway.devices.errors import DecodeError
+from gateway.devices.families import family
 from gateway.pipeline.batch import Batch
 from gateway.store.models import Command, Device
 
 log = logging.getLogger(__name__)
 
 OPEN = ("queued", "sent")
+DEFAULT_COMMAND_TIMEOUT_S = 30  # how long a command waits for the device's answer unless the caller says
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
@@ -50,7 +53,10 @@ class Commands:
         self._loop, self.publish = loop, publish
 
     def submit(self, device_id: str, name: str, args: dict[str, Any], timeout_s: int, actor: str) -> Command:
-        """Store a new command and start sending it. Call from a worker thread."""
+        """Store a new command and start sending it. Call from a worker thread.
+
+        Refused (NotFound, Conflict, Invalid) when the device does not exist, its protocol takes no
+        commands, or the protocol's fixed vocabulary could never carry this one."""
         command = Command(
             id=f"{now_ms():012x}{secrets.token_hex(4)}",
             device_id=device_id,
@@ -63,7 +69,17 @@ class Commands:
         )
         with Session(self.engine) as session:
             device = session.get(Device, device_id)
-            pull = device is not None and device.protocol in PULL_PROTOCOLS
+            if device is None:
+                raise NotFound(f"no device {device_id!r}")
+            protocol = family(device.protocol)
+            if protocol.commands is None:
+                raise Conflict(f"commands to {device.protocol!r} devices are not supported yet")
+            if protocol.check_command is not None:
+                try:  # refuse now what the device could never be sent
+                    protocol.check_command(name, args)
+                except DecodeError as exc:
+                    raise Invalid(f"{exc.reason}: {exc.detail}") from None
+            pull = protocol.commands == "pull"
             session.add(command)
             session.commit()
             session.refresh(command)

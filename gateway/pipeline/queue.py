@@ -120,6 +120,11 @@ class IngestQueue:
             self._not_full.notify_all()
             return batch
 
+    def wake(self) -> None:
+        """Wake the writer waiting for input (it has other work: a job between batches)."""
+        with self._lock:
+            self._not_empty.notify()
+
     def close(self) -> None:
         """Refuse new items; wake everyone. Items already queued can still be taken."""
         with self._lock:

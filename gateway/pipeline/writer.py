@@ -117,9 +117,23 @@ class Pipeline:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def run_in_writer(self, job: Callable[[], None]) -> None:
-        """Run `job` on the writer thread between batches, so it never races a batch's commit."""
-        self._jobs.append(job)
+    def on_writer_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run_in_writer(self, job: Callable[[], None]) -> threading.Event:
+        """Run `job` on the writer thread between batches, so it never races a batch's commit. The event
+        is set once it ran: a caller that waits knows every input queued after that sees its effect."""
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                job()
+            finally:
+                done.set()
+
+        self._jobs.append(run)
+        self.queue.wake()  # not after the idle wait for input
+        return done
 
     def _run_jobs(self) -> None:
         while self._jobs:
