@@ -32,6 +32,7 @@ from gateway.dashboard import router as dashboard_router
 from gateway.devices.families import family
 from gateway.devices.zk_session import AdmsSession
 from gateway.devices.zk_session import Terminal as ZkTerminal
+from gateway.management.broker_logins import BrokerAuth
 from gateway.management.commands import Commands
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
@@ -43,7 +44,7 @@ from gateway.pipeline.batch import DEAD_RAW_LIMIT
 from gateway.services import Services
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
-from gateway.transports.broker_auth import CONTROL, BrokerAuth, DynsecAuth, EmbeddedAuth, NoBrokerAuth
+from gateway.transports.broker_auth import CONTROL, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.jt808_server import Jt808Server
 from gateway.transports.mqtt import MqttTransport

@@ -13,11 +13,11 @@ from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_d
 from gateway.auth import audit
 from gateway.core.timeutil import check_zone, iso_utc
 from gateway.devices.families import ProtocolName
+from gateway.management.broker_logins import BrokerAuthError
 from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S
 from gateway.management.provisioning import ConfigProblem, Conflict, NotFound
 from gateway.services import Services
 from gateway.store.models import Command, Device
-from gateway.transports.broker_auth import BrokerAuthError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 manage_devices = allow("installer")

@@ -15,10 +15,10 @@ from gateway.auth.credentials import hash_secret
 from gateway.auth.secretbox import SecretBox
 from gateway.core.timeutil import now_ms
 from gateway.devices.families import MQTT_PROTOCOLS, family, identity, own_topics
+from gateway.management.broker_logins import BrokerAuth
 from gateway.management.liveness import Liveness
 from gateway.management.registry import Registry
 from gateway.store.models import Device
-from gateway.transports.broker_auth import BrokerAuth
 
 
 class ConfigProblem(ValueError):

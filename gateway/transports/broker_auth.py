@@ -15,24 +15,16 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
+
+from gateway.management.broker_logins import BrokerAuthError
 
 log = logging.getLogger(__name__)
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 GATEWAY_ROLE = "gateway-commands"
-
-
-class BrokerAuthError(RuntimeError):
-    """The broker did not take the change; the API answers 503 and changes nothing."""
-
-
-class BrokerAuth(Protocol):
-    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None: ...
-    def set_password(self, device_id: str, password: str) -> None: ...
-    def remove_device(self, device_id: str) -> None: ...
 
 
 class NoBrokerAuth:
