@@ -1,4 +1,9 @@
-"""Real parts for the tests: a mosquitto broker and the gateway as its own process."""
+"""Shared parts for the tests: a migrated store, a real mosquitto broker, the gateway as its own process.
+
+Tests that run processes, brokers, serial ptys or a browser are marked `system` (by folder:
+tests/system/ and tests/browser/, or by the fixtures they use), so `pytest -m "not system"`
+runs the fast half: codecs, sessions, rules and services on a real SQLite file.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +25,32 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
+
+from gateway.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-admin-token"
+SYSTEM_FOLDERS = ("system", "browser")
+SYSTEM_FIXTURES = frozenset({"gateway_factory", "mosquitto", "secured_mosquitto", "secured", "chromium"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+        if folder in SYSTEM_FOLDERS or SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)
+        if folder == "browser":
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A SQLite store in the test's own folder, migrated to the newest schema (tmp_path / "gw.db")."""
+    store = make_engine(f"sqlite:///{tmp_path}/gw.db")
+    upgrade(store)
+    yield store
+    store.dispose()
 
 
 def free_port() -> int:

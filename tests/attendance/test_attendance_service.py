@@ -10,24 +10,20 @@ from sqlmodel import Session
 
 from gateway.attendance.service import Attendance
 from gateway.core.errors import Conflict, Invalid, NotFound
-from gateway.store.db import make_engine, upgrade
 from gateway.store.models import AuditEntry, Holiday
 
 DAY = {"id": "day", "name": "Day", "start": "09:00", "end": "18:00", "workdays": [0, 1, 2, 3, 4]}
 
 
 @pytest.fixture
-def attendance(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def attendance(engine):
     told: list[list[str]] = []
 
     def holidays_changed() -> None:  # what the doors would read at that moment
         with Session(engine) as session:
             told.append([h.date for h in session.execute(select(Holiday)).scalars()])
 
-    yield Attendance(engine, "Asia/Shanghai", holidays_changed), told
-    engine.dispose()
+    return Attendance(engine, "Asia/Shanghai", holidays_changed), told
 
 
 def test_a_holiday_is_committed_before_the_doors_are_told(attendance):

@@ -256,7 +256,7 @@ def test_every_vector_file_has_a_runner_and_vectors() -> None:
         vectors = load(codec)
         assert vectors, f"{codec}.txt has no vectors"
         assert any(v.has_expect for v in vectors), f"{codec}.txt has no input a decoder accepts"
-        # attlog.txt holds only good lines: tests/test_codec_attlog.py decodes the whole file as one batch.
+        # attlog.txt holds only good lines: tests/devices/test_attlog.py decodes the whole file as one batch.
         assert any(v.rejects for v in vectors) or codec == "attlog", f"{codec}.txt has no reject"
 
 

@@ -8,18 +8,14 @@ from sqlmodel import Session
 
 from gateway.core.errors import Conflict, Invalid, NotFound
 from gateway.people.service import People
-from gateway.store.db import make_engine, upgrade
 from gateway.store.models import AuditEntry
 
 
 @pytest.fixture
-def people(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def people(engine):
     changes: list[str] = []
     service = People(engine, lambda pin: f"digest:{pin}", lambda: changes.append("changed"))
-    yield service, changes
-    engine.dispose()
+    return service, changes
 
 
 def audit_actions(service: People) -> list[tuple[str, str]]:

@@ -22,6 +22,8 @@ import pytest
 from firmware_stubs.platform import PlatformStandIn
 from tests.conftest import ROOT, wait_for
 
+pytestmark = pytest.mark.system  # runs the gateway (or the platform stand-in) as its own process
+
 KEY, SECRET, HOOK_SECRET = "standin-key", "standin-secret", "hook-secret"
 UPLOAD, LIST = "/topapi/attendance/record/upload", "/attendance/listRecord"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

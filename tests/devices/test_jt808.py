@@ -25,7 +25,7 @@ from gateway.devices.jt808 import (
     unescape,
 )
 from gateway.devices.jt808_location import parse_batch, parse_location
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 UTC = UTC
 SHANGHAI = ZoneInfo("Asia/Shanghai")

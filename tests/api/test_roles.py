@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+pytestmark = pytest.mark.system  # runs the gateway (or the platform stand-in) as its own process
+
 INSTALLER, OPERATOR, AUDITOR = "installer", "operator", "auditor"
 READ_DEVICES = {INSTALLER, OPERATOR, AUDITOR}
 

@@ -17,12 +17,12 @@ from gateway.core.events import Fix, idempotency_key
 from gateway.core.timeutil import to_epoch_ms
 from gateway.devices.errors import DecodeError
 from gateway.devices.nmea import NmeaReader, checksum
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 UTC = UTC
 DEV = "gps-01"
 RECEIVED = datetime(2025, 8, 27, 8, 30, 16, tzinfo=UTC)
-VECTORS = Path(__file__).parent / "vectors" / "nmea.txt"
+VECTORS = Path(__file__).parents[1] / "vectors" / "nmea.txt"
 
 # Checksums below were worked out by hand (XOR of the characters between $ and *)
 # and are checked again by test_literal_checksums_are_the_xor_between_dollar_and_star.

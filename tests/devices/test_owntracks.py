@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.core.events import Fix, idempotency_key
 from gateway.devices.errors import DecodeError
 from gateway.devices.owntracks import decode
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 UTC = UTC
 DEV = "phone-anna"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gateway.core.events import AccessEvent, Fix, Punch
 from gateway.devices.errors import DecodeError
 from gateway.devices.mqtt_json import decode
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = UTC

@@ -27,8 +27,8 @@ from gateway.dashboard import auth, queries, track
 from gateway.dashboard.figures import RateMeter
 from gateway.pipeline.queue import Inbound
 from gateway.store.db import upgrade
+from tests.api.test_roles import ROLE_TABLE
 from tests.conftest import TOKEN, free_port, wait_for
-from tests.test_roles import ROLE_TABLE
 
 ZONE = ZoneInfo("Asia/Shanghai")
 PAGES = [

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.test_dashboard_pages import chromium, screenshot, sign_in  # noqa: F401 - the fixture is used by name
 from tests.conftest import ROOT, free_port, wait_for
-from tests.test_dashboard_browser import chromium, screenshot, sign_in  # noqa: F401 - the fixture is used by name
 
 TOKEN = "demo-browser-token"
 PAGES = [

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from gateway.core.events import Punch
 from gateway.devices.attlog import decode, encode_line
 from gateway.devices.errors import DecodeError
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = UTC
 DEV = "att-01"
-VECTORS = Path(__file__).parent / "vectors" / "attlog.txt"
+VECTORS = Path(__file__).parents[1] / "vectors" / "attlog.txt"
 
 
 def vector_payload() -> bytes:

@@ -11,7 +11,6 @@ from gateway.access.service import AccessControl
 from gateway.core.metrics import Metrics
 from gateway.management.registry import Registry
 from gateway.pipeline import IngestQueue, Pipeline
-from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device, Person
 from tests.conftest import wait_for
 from tests.mqtt_helpers import close, publish_all, publisher
@@ -19,9 +18,7 @@ from tests.mqtt_helpers import close, publish_all, publisher
 CARD = Credential("card", "0x14088B", facility=10, number=1093)
 
 
-def test_reads_are_decided_from_memory_recorded_and_follow_changes_at_once(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def test_reads_are_decided_from_memory_recorded_and_follow_changes_at_once(tmp_path, engine):
     with Session(engine) as session:
         session.add(
             Device(
@@ -87,12 +84,9 @@ def test_reads_are_decided_from_memory_recorded_and_follow_changes_at_once(tmp_p
         ]
     finally:
         pipeline.stop()
-        engine.dispose()
 
 
-def test_door_groups_expand_to_their_doors(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def test_door_groups_expand_to_their_doors(engine):
     with Session(engine) as session:
         session.add(
             Person(
@@ -111,7 +105,6 @@ def test_door_groups_expand_to_their_doors(tmp_path):
     access.reload()
     assert access.read("r", "lobby", CARD).reason == "granted"
     assert access.read("r", "lab", CARD).reason == "door_not_allowed"
-    engine.dispose()
 
 
 def test_mqtt_door_controllers_decisions_are_listed(gateway_factory):

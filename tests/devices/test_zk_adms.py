@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from gateway.devices import zk_adms
 from gateway.devices.errors import DecodeError
-from tests.codec_checks import only_decode_errors
+from tests.devices.codec_checks import only_decode_errors
 
 SN = "CKJA193960001"
 

@@ -16,7 +16,6 @@ from gateway.core.metrics import Metrics
 from gateway.devices.base import Decoded
 from gateway.management.registry import Registry
 from gateway.pipeline import Inbound, IngestQueue, Pipeline
-from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
 from gateway.transports.mqtt import MqttTransport
 from tests.conftest import wait_for
@@ -26,9 +25,7 @@ PUNCH = b'{"type":"punch","user":"E1","time":"2026-11-27T09:00:00Z","seq":%d}'
 
 
 @pytest.fixture
-def store(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def store(tmp_path, engine):
     with Session(engine) as session:
         session.add(Device(id="att-01", kind="attendance", protocol="mqtt-json", created_at=0, updated_at=0))
         session.commit()
@@ -38,7 +35,6 @@ def store(tmp_path):
     pipeline = Pipeline(engine, registry, queue, Metrics(), batch_ms=5)
     yield tmp_path / "gw.db", queue, pipeline
     pipeline.stop()
-    engine.dispose()
 
 
 def count(db_path, table: str) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from firmware_stubs.osdp_reader import SimulatedReader
 from tests.conftest import wait_for
-from tests.test_serial import PtyPair
+from tests.system.test_serial import PtyPair
 
 GREEN, RED = osdp.CommandLEDColor.Green, osdp.CommandLEDColor.Red
 

@@ -9,7 +9,7 @@ import orjson
 from firmware_stubs.nmea_receiver import NmeaReceiver, along
 from tests.conftest import wait_for
 from tests.mqtt_helpers import close, publish_all, publisher
-from tests.test_serial import PtyPair
+from tests.system.test_serial import PtyPair
 
 
 def fixes(gw, vehicle: str = "car-1") -> list[dict]:

@@ -12,12 +12,12 @@ import pytest
 from sqlmodel import Session
 
 from firmware_stubs.osdp_reader import ReaderBus, SimulatedReader
-from gateway.store.db import make_engine, upgrade
+from gateway.store.db import make_engine
 from gateway.store.models import Visit
 from gateway.visitors.service import CARD_POOL, RETENTION_MS, Visitors
 from gateway.visitors.views import door_rows
 from tests.conftest import wait_for
-from tests.test_serial import PtyPair
+from tests.system.test_serial import PtyPair
 
 GREEN, RED = osdp.CommandLEDColor.Green, osdp.CommandLEDColor.Red
 STRIKE = 5  # OSDP output control code of a timed pulse: the door opens
@@ -274,9 +274,7 @@ def test_personal_data_is_anonymised_after_the_retention_and_visits_still_count(
     assert logged and all(a["after"]["name"] == "anonymised" and a["after"]["phone"] is None for a in logged)
 
 
-def test_the_doors_know_an_open_invitation_before_a_closed_one_with_the_same_pin(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/gw.db")
-    upgrade(engine)
+def test_the_doors_know_an_open_invitation_before_a_closed_one_with_the_same_pin(engine):
     now = 1_800_000_000_000
     common = {
         "host_person_id": "H1",
@@ -286,26 +284,23 @@ def test_the_doors_know_an_open_invitation_before_a_closed_one_with_the_same_pin
         "created_at": now,
         "created_by": "test",
     }
-    try:
-        with Session(engine) as session:
-            for i, (start, end, revoked) in enumerate(
-                [(-7200, -3600, None), (-60, 3600, None), (-60, 3600, now), (-10 * 86400, -9 * 86400, None)]
-            ):
-                session.add(
-                    Visit(
-                        id=i + 1,
-                        name=f"V{i}",
-                        window_start=now + start * 1000,
-                        window_end=now + end * 1000,
-                        valid_from=now + start * 1000,
-                        valid_until=now + end * 1000,
-                        revoked_at=revoked,
-                        **common,
-                    )
+    with Session(engine) as session:
+        for i, (start, end, revoked) in enumerate(
+            [(-7200, -3600, None), (-60, 3600, None), (-60, 3600, now), (-10 * 86400, -9 * 86400, None)]
+        ):
+            session.add(
+                Visit(
+                    id=i + 1,
+                    name=f"V{i}",
+                    window_start=now + start * 1000,
+                    window_end=now + end * 1000,
+                    valid_from=now + start * 1000,
+                    valid_until=now + end * 1000,
+                    revoked_at=revoked,
+                    **common,
                 )
-            session.commit()
-        with engine.connect() as conn:
-            rows = door_rows(conn, now)
-        assert [(r["id"], r["revoked"]) for r in rows] == [("2", False)]  # the expired, revoked and old ones yield
-    finally:
-        engine.dispose()
+            )
+        session.commit()
+    with engine.connect() as conn:
+        rows = door_rows(conn, now)
+    assert [(r["id"], r["revoked"]) for r in rows] == [("2", False)]  # the expired, revoked and old ones yield
