@@ -51,9 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from firmware_stubs.osdp_reader import SimulatedReader  # noqa: E402 (after the path is set)
+import procs  # noqa: E402 (bench/ beside this script)
 
-PRCTL = ctypes.CDLL(None).prctl  # PR_SET_PDEATHSIG (1) in each child: no orphans even if we are SIGKILLed
+from firmware_stubs.osdp_reader import SimulatedReader  # noqa: E402 (after the path is set)
 
 FC, CN, STRIKE_MS, TOKEN, GOAL_MS = 10, 1093, 1000, "bench-door-token", 10.0
 ctypes.pythonapi.Py_IncRef.argtypes = [ctypes.py_object]
@@ -98,7 +98,7 @@ class Sandbox:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: PRCTL(1, signal.SIGTERM),
+                preexec_fn=procs.die_with_parent,
                 **kw,
             )
         self.procs.append(proc)
@@ -123,22 +123,11 @@ class Sandbox:
         wait(lambda: self.readers[-1].secure, 30, f"the secure channel on {port.name}")
         return self.readers[-1]
 
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
     def close(self) -> None:
         for reader in self.readers:
             reader.stop()
         for proc in reversed(self.procs):
-            self.stop(proc, 5.0)
+            procs.stop(proc, 5.0)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -214,7 +203,7 @@ def gateway_side(box: Sandbox) -> tuple[Path, str, subprocess.Popen]:
         "/api/v1/people",
         {"id": "E1", "name": "Holder", "cards": [f"{FC}:{CN}"], "access": {"doors": ["front"], "schedule": "always"}},
     )
-    box.stop(proc)  # the line takes the readers registered when it starts
+    procs.stop(proc)  # the line takes the readers registered when it starts
     box.procs.remove(proc)
     proc, _ = start_gateway(box, cp_end)
     return pd_end, device["credentials"]["scbk"], proc
@@ -299,7 +288,7 @@ def main() -> int:
                     f" {block[2]} timed out",
                     flush=True,
                 )
-        gw_exit = box.stop(gw_proc)  # SIGTERM: the store writer commits what is queued
+        gw_exit = procs.stop(gw_proc)  # SIGTERM: the store writer commits what is queued
         with sqlite3.connect(box.dir / "gateway.db") as db:
             recorded = dict(db.execute("SELECT decision, count(*) FROM access_event GROUP BY decision").fetchall())
         print(

@@ -44,7 +44,6 @@ Children get SIGTERM if this process dies; only a SIGKILL leaves a gw-bench-* di
 from __future__ import annotations
 
 import argparse
-import ctypes
 import getpass
 import json
 import os
@@ -71,6 +70,8 @@ from paho.mqtt.properties import Properties
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import procs  # noqa: E402 (bench/ beside this script)
+
 from gateway.transports.paho_buffered import BufferedClient  # noqa: E402
 
 TOPIC, TOKEN, DEVICE = "devices/bench-01/events", "bench-token", "bench-01"
@@ -85,10 +86,6 @@ def punch(seq: int) -> bytes:
         f'{seq // 60 % 60:02d}:{seq % 60:02d}+08:00","verify":"fingerprint","direction":"in","seq":{seq},"note":"'
     )
     return (head + "x" * (198 - len(head)) + '"}').encode()
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: even a SIGKILLed bench leaves no orphans
 
 
 class Sandbox:
@@ -110,26 +107,15 @@ class Sandbox:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=procs.die_with_parent,
                     **kw,
                 )
             )
         return self.procs[-1]
 
-    @staticmethod
-    def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
     def close(self) -> None:
         for proc in reversed(self.procs):
-            self.stop(proc, 5.0)
+            procs.stop(proc, 5.0)
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -313,7 +299,7 @@ def drain_gateway(box: Sandbox, payloads: list[bytes]) -> dict:
     if code != 201:
         raise RuntimeError(f"registering the device: {code} {body[:300]!r}")
     wait_until(proc, "warm-up punch stored", warmed)
-    if box.stop(proc) != 0:
+    if procs.stop(proc) != 0:
         raise RuntimeError(f"gateway (setup) exited with {proc.returncode}")
 
     publish(port, payloads)  # step 2: the backlog
@@ -337,7 +323,7 @@ def drain_gateway(box: Sandbox, payloads: list[bytes]) -> dict:
     t_end = now
     hwm = int(re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{proc.pid}/status").read_text())[1])
     m = poll(api)[1]  # again: the last batch's histograms are observed just after its count
-    if box.stop(proc) != 0:
+    if procs.stop(proc) != 0:
         raise RuntimeError(f"gateway (drain) exited with {proc.returncode}")
     line = CONNECTED.search((tmp / "drain.log").read_text())
     if line is None or line[2] != "True":
