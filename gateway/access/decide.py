@@ -13,7 +13,7 @@ door_not_allowed, outside_schedule, anti_passback; otherwise granted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -189,7 +189,7 @@ def card_key(text: object) -> str:
     return text
 
 
-def _doors(value: object) -> frozenset[str] | str:
+def _doors(value: str | Iterable[object] | None) -> frozenset[str] | str:
     if value is None:
         return frozenset()
     if isinstance(value, str):
@@ -222,6 +222,10 @@ def _holiday(value: date | str) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value).strip())
+
+
+# A row read into its holder and the holder's (kind, key) credentials.
+_Made = tuple[Holder, list[tuple[str, str]]]
 
 
 class _Index:
@@ -270,7 +274,7 @@ def build(
     index = _Index()
     holders: dict[str, Holder] = {}
 
-    def add_holder(what: str, row: Mapping[str, Any], make: Any) -> None:
+    def add_holder(what: str, row: Mapping[str, Any], make: Callable[[Mapping[str, Any]], _Made]) -> None:
         try:
             holder, creds = make(row)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -280,7 +284,7 @@ def build(
         for kind, key in creds:
             index.add(kind, key, holder)
 
-    def person(row: Mapping[str, Any]) -> tuple[Holder, list[tuple[str, str]]]:
+    def person(row: Mapping[str, Any]) -> _Made:
         access = row.get("access") or {}  # no access: no doors, denied everywhere
         holder = Holder(
             person_id=str(row["id"]),
@@ -294,7 +298,7 @@ def build(
         creds += [("pin", str(p).strip()) for p in row.get("pins") or ()]
         return holder, creds
 
-    def visitor(row: Mapping[str, Any]) -> tuple[Holder, list[tuple[str, str]]]:
+    def visitor(row: Mapping[str, Any]) -> _Made:
         holder = Holder(
             visitor_id=str(row["id"]),
             doors=_doors(row.get("doors")),
@@ -318,12 +322,13 @@ def build(
         add_holder("visitor", row, visitor)
 
     schedule_map: dict[str, Schedule] = {}
-    for row in schedules:
+    for schedule_row in schedules:
         try:
-            s = schedule_from_row(row)
+            s = schedule_from_row(schedule_row)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # Its holders find no schedule and are denied outside "always": fail closed.
-            index.problems.append(f"schedule {row.get('id') if isinstance(row, Mapping) else row!r}: {exc!r}")
+            described = schedule_row.get("id") if isinstance(schedule_row, Mapping) else schedule_row
+            index.problems.append(f"schedule {described!r}: {exc!r}")
             continue
         schedule_map[s.id] = s
 

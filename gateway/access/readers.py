@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.access.decide import Credential
 from gateway.access.service import AccessControl
@@ -81,7 +81,7 @@ class DoorReaders:
     def load(self, ports: list[str]) -> dict[str, dict[int, bytes]]:
         """The readers registered on these lines: {port: {address: Secure Channel key}}."""
         with Session(self.engine) as session:
-            devices = session.execute(select(Device).where(Device.protocol == "osdp")).scalars().all()
+            devices = session.execute(select(Device).where(col(Device.protocol) == "osdp")).scalars().all()
         keys: dict[str, dict[int, bytes]] = {port: {} for port in ports}
         for device in devices:
             port = device.config.get("line")

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
+from sqlmodel import col
 
 from gateway.access.decide import AccessData, Credential, Decision, build, decide, find_holder
 from gateway.core.events import AccessEvent
@@ -56,13 +57,15 @@ class AccessControl:
         with self.engine.connect() as conn:
             people = [
                 {"id": p.id, "cards": p.cards or [], "pins": p.pins or [], "access": self._expand_groups(p.access)}
-                for p in conn.execute(select(Person.id, Person.cards, Person.pins, Person.access))
+                for p in conn.execute(select(col(Person.id), col(Person.cards), col(Person.pins), col(Person.access)))
             ]
             visitors = [self._digest_visitor_pin(row) for row in self.visitor_rows(conn, now_ms())]
-            holidays = [row.date for row in conn.execute(select(Holiday.date))]
+            holidays = [row.date for row in conn.execute(select(col(Holiday.date)))]
             schedules = [
                 {"id": s.id, "windows": s.windows, "holidays_closed": s.holidays_closed}
-                for s in conn.execute(select(AccessSchedule.id, AccessSchedule.windows, AccessSchedule.holidays_closed))
+                for s in conn.execute(
+                    select(col(AccessSchedule.id), col(AccessSchedule.windows), col(AccessSchedule.holidays_closed))
+                )
             ]
         data = build(
             people,

@@ -58,7 +58,8 @@ def _line(
     if m is None:
         raise _Reject("bad_time", f"time {text[:30]!r} is not YYYY-MM-DD HH:MM:SS")
     try:
-        naive = datetime(*map(int, m.groups()))
+        year, month, day, hour, minute, second = map(int, m.groups())
+        naive = datetime(year, month, day, hour, minute, second)
         utc = localize(naive, tz)
     except (ValueError, OverflowError) as exc:  # TimeError is a ValueError
         raise _Reject("bad_time", f"time {text!r}: {exc}") from None

@@ -37,7 +37,8 @@ def _bcd_time(data: bytes, tz: tzinfo, body: bytes) -> datetime:
     if digits is None:
         raise DecodeError("bad_time", f"time {data.hex()} is not BCD", body)
     try:
-        naive = datetime(2000 + int(digits[0:2]), *(int(digits[i : i + 2]) for i in range(2, 12, 2)))
+        d = digits  # YYMMDDhhmmss
+        naive = datetime(2000 + int(d[0:2]), int(d[2:4]), int(d[4:6]), int(d[6:8]), int(d[8:10]), int(d[10:12]))
         return localize(naive, tz)
     except (ValueError, OverflowError) as exc:  # TimeError is a ValueError
         raise DecodeError("bad_time", f"time {digits}: {exc}", body) from None

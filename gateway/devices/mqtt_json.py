@@ -13,11 +13,13 @@ field counts as the field being absent.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
+from typing import Literal, overload
 
 import orjson
 
-from gateway.core.events import AccessEvent, Fix, Punch, idempotency_key
+from gateway.core.events import AccessEvent, Event, Fix, Punch, idempotency_key
 from gateway.core.timeutil import parse_device_time, to_epoch_ms
 from gateway.devices.base import Decoded, parse_json
 from gateway.devices.errors import DecodeError
@@ -79,6 +81,13 @@ def _direction(obj: dict) -> str:
     if type(value) is str and value in DIRECTIONS:
         return value
     raise _bad("direction", value, "in, out or unknown")
+
+
+# A required number is never None (it raises missing_field instead).
+@overload
+def _number(obj: dict, name: str, low: float | None, high: float | None, required: Literal[True]) -> float: ...
+@overload
+def _number(obj: dict, name: str, low: float | None, high: float | None, required: bool) -> float | None: ...
 
 
 def _number(obj: dict, name: str, low: float | None, high: float | None, required: bool) -> float | None:
@@ -238,7 +247,7 @@ def _fix(obj: dict, device_id: str, tz: tzinfo) -> Fix:
     return fix
 
 
-_DECODERS = {"punch": _punch, "access": _access, "fix": _fix}
+_DECODERS: dict[str, Callable[[dict, str, tzinfo], Event]] = {"punch": _punch, "access": _access, "fix": _fix}
 
 
 def _raw(element: object, payload: bytes) -> bytes:
@@ -251,6 +260,7 @@ def _raw(element: object, payload: bytes) -> bytes:
 def decode(payload: bytes, device_id: str, tz: tzinfo) -> Decoded:
     """Decode one message; raises DecodeError only for a payload wrong as a whole."""
     payload, data = parse_json(payload)
+    elements: Sequence[object]
     if type(data) is dict:
         elements = (data,)
     elif type(data) is list:

@@ -108,7 +108,7 @@ class NmeaReader:
         """Emit the epoch still being assembled; a partial line stays buffered."""
         out = Decoded()
         if self._epoch is not None:
-            self._finish(out)
+            self._finish(self._epoch, out)
         return out
 
     # --- lines and sentences ---
@@ -166,7 +166,7 @@ class NmeaReader:
         if sentence.time_ms is None:
             return  # a receiver that has not even the time yet: nothing to place
         if epoch is not None and epoch.time_ms != sentence.time_ms:
-            self._finish(out)  # a new time: the previous epoch is complete
+            self._finish(epoch, out)  # a new time: the previous epoch is complete
             epoch = None
         if epoch is None:
             if sentence.time_ms == self._last_emitted_ms:
@@ -177,10 +177,11 @@ class NmeaReader:
         else:
             epoch.gga = epoch.gga or sentence
         if epoch.rmc is not None and epoch.gga is not None:
-            self._finish(out)
+            self._finish(epoch, out)
 
-    def _finish(self, out: Decoded) -> None:
-        epoch, self._epoch = self._epoch, None
+    def _finish(self, epoch: _Epoch, out: Decoded) -> None:
+        """Emit `epoch`, the one being assembled."""
+        self._epoch = None
         self._last_emitted_ms = epoch.time_ms
         fix = self._fix(epoch)
         if fix is not None:

@@ -7,10 +7,12 @@ Missing trailing fields and empty fields are unknown (None), never zero.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import reduce
 from operator import xor
+from typing import final
 
 KNOT_KMH = 1.852
 
@@ -81,7 +83,7 @@ def _position(fields: list[str], at: int) -> tuple[float, float] | None:
     lon = _angle(fields[at + 2], fields[at + 3], _LON, 180, "EW")
     if (lat is None) != (lon is None):
         raise BadField("latitude or longitude is missing")
-    return None if lat is None else (lat, lon)
+    return None if lat is None or lon is None else (lat, lon)
 
 
 def _number(text: str, name: str, signed: bool = False, high: float | None = None) -> float | None:
@@ -106,6 +108,8 @@ def _integer(text: str, name: str, digits: int) -> int | None:
 # --- sentences -----------------------------------------------------------------------
 
 
+# Final: the reader tells the sentences apart with the cheap `type(s) is`, which narrows only final classes.
+@final
 @dataclass(slots=True, frozen=True)
 class Rmc:
     time_ms: int | None
@@ -117,6 +121,7 @@ class Rmc:
     estimated: bool
 
 
+@final
 @dataclass(slots=True, frozen=True)
 class Gga:
     time_ms: int | None
@@ -128,6 +133,7 @@ class Gga:
     estimated: bool
 
 
+@final
 @dataclass(slots=True, frozen=True)
 class Vtg:  # no time of its own: it joins the epoch of the sentence before it
     course: float | None
@@ -189,4 +195,4 @@ def _vtg(fields: list[str]) -> Vtg:
     return Vtg(course, kmh)
 
 
-PARSERS = {"RMC": _rmc, "GGA": _gga, "VTG": _vtg}
+PARSERS: dict[str, Callable[[list[str]], Rmc | Gga | Vtg]] = {"RMC": _rmc, "GGA": _gga, "VTG": _vtg}

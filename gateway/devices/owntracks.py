@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, tzinfo
+from typing import Literal, TypeVar, overload
 
 from gateway.core.events import Fix, idempotency_key
 from gateway.core.timeutil import TimeError, from_epoch_ms, offset_minutes
@@ -33,6 +34,8 @@ UTC = UTC
 # Beyond this the phone has only a cell-tower guess; the fix is kept but flagged.
 LOW_ACCURACY_M = 500.0
 
+_Number = TypeVar("_Number", float, float | None)
+
 
 def _describe(value: object) -> str:
     if type(value) is str:
@@ -40,6 +43,13 @@ def _describe(value: object) -> str:
     if type(value) is int or type(value) is float:
         return repr(value)
     return type(value).__name__
+
+
+# A required number is never None (it raises missing_field instead).
+@overload
+def _number(obj: dict, name: str, payload: bytes, required: Literal[True]) -> float: ...
+@overload
+def _number(obj: dict, name: str, payload: bytes, required: bool = False) -> float | None: ...
 
 
 def _number(obj: dict, name: str, payload: bytes, required: bool = False) -> float | None:
@@ -56,7 +66,7 @@ def _number(obj: dict, name: str, payload: bytes, required: bool = False) -> flo
     return float(value)
 
 
-def _within(value: float | None, name: str, low: float, high: float, payload: bytes) -> float | None:
+def _within(value: _Number, name: str, low: float, high: float, payload: bytes) -> _Number:
     if value is not None and not (low <= value <= high):
         raise DecodeError("out_of_range", f"{name} {value!r} is outside {low:g}..{high:g}", payload)
     return value

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.core.errors import Conflict, Invalid, NotFound
 from gateway.core.metrics import Metrics
@@ -104,8 +104,8 @@ class Commands:
             open_commands = (
                 session.execute(
                     select(Command)
-                    .where(and_(Command.device_id == device_id, Command.state.in_(OPEN)))
-                    .order_by(Command.id)
+                    .where(and_(col(Command.device_id) == device_id, col(Command.state).in_(OPEN)))
+                    .order_by(col(Command.id))
                 )
                 .scalars()
                 .all()
@@ -132,7 +132,9 @@ class Commands:
         """The device's commands waiting for its answer."""
         with Session(self.engine) as session:
             return (
-                session.execute(select(Command).where(and_(Command.device_id == device_id, Command.state == "sent")))
+                session.execute(
+                    select(Command).where(and_(col(Command.device_id) == device_id, col(Command.state) == "sent"))
+                )
                 .scalars()
                 .all()
             )
@@ -141,9 +143,9 @@ class Commands:
         """An open command succeeded or failed (the device said so). False if it was not open
         (unknown, another device's, already finished or timed out)."""
         state = "succeeded" if ok else "failed"
-        condition = and_(Command.id == command_id, Command.state.in_(OPEN))
+        condition = and_(col(Command.id) == command_id, col(Command.state).in_(OPEN))
         if device_id is not None:
-            condition = and_(condition, Command.device_id == device_id)
+            condition = and_(condition, col(Command.device_id) == device_id)
         with self.engine.begin() as conn:
             changed = conn.execute(
                 update(Command).where(condition).values(state=state, detail=detail[:2000], finished_at=now_ms())
@@ -166,7 +168,9 @@ class Commands:
     def _set(self, command_id: str, from_states: tuple[str, ...], **values: Any) -> bool:
         with self.engine.begin() as conn:
             changed = conn.execute(
-                update(Command).where(and_(Command.id == command_id, Command.state.in_(from_states))).values(**values)
+                update(Command)
+                .where(and_(col(Command.id) == command_id, col(Command.state).in_(from_states)))
+                .values(**values)
             ).rowcount
         return bool(changed)
 
@@ -181,8 +185,10 @@ class Commands:
         with self.engine.begin() as conn:
             expired = (
                 conn.execute(
-                    select(Command.id).where(
-                        and_(Command.state.in_(OPEN), Command.created_at + Command.timeout_s * 1000 < now)
+                    select(col(Command.id)).where(
+                        and_(
+                            col(Command.state).in_(OPEN), col(Command.created_at) + col(Command.timeout_s) * 1000 < now
+                        )
                     )
                 )
                 .scalars()
@@ -191,7 +197,7 @@ class Commands:
             if expired:
                 conn.execute(
                     update(Command)
-                    .where(and_(Command.id.in_(expired), Command.state.in_(OPEN)))
+                    .where(and_(col(Command.id).in_(expired), col(Command.state).in_(OPEN)))
                     .values(state="timed_out", finished_at=now, detail="no answer from the device in time")
                 )
         if expired:

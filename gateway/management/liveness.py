@@ -13,6 +13,7 @@ import logging
 import threading
 
 from sqlalchemy import Engine, select, update
+from sqlmodel import col
 
 from gateway.config import LivenessSettings
 from gateway.core import timeutil
@@ -36,7 +37,9 @@ class Liveness:
 
     def load(self) -> None:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(Device.id, Device.kind, Device.online, Device.last_seen)).all()
+            rows = conn.execute(
+                select(col(Device.id), col(Device.kind), col(Device.online), col(Device.last_seen))
+            ).all()
         with self._lock:
             for row in rows:
                 self._online[row.id], self._kind[row.id] = row.online, row.kind
@@ -102,7 +105,7 @@ class Liveness:
         status = StatusRecord.__table__
         with self.engine.begin() as conn:
             for device_id, online, _reason in transitions:
-                conn.execute(update(Device).where(Device.id == device_id).values(online=online))
+                conn.execute(update(Device).where(col(Device.id) == device_id).values(online=online))
             conn.execute(
                 status.insert(),
                 [

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.auth import audit
 from gateway.auth.credentials import hash_secret
@@ -88,7 +88,7 @@ class Provisioner:
         if mine is None:
             return
         for other in session.execute(
-            select(Device).where(Device.protocol == protocol, Device.id != device_id)
+            select(Device).where(col(Device.protocol) == protocol, col(Device.id) != device_id)
         ).scalars():
             if identity(protocol, other.config) == mine:
                 keys = ", ".join(f"{k}={v!r}" for k, v in zip(family(protocol).identity_keys, mine))

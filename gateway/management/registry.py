@@ -12,6 +12,7 @@ from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from gateway.devices.families import wire_key
 from gateway.store.models import Device, Vehicle
@@ -38,11 +39,20 @@ class Registry:
     def load(self) -> None:
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(Device.id, Device.kind, Device.protocol, Device.site, Device.timezone, Device.config)
+                select(
+                    col(Device.id),
+                    col(Device.kind),
+                    col(Device.protocol),
+                    col(Device.site),
+                    col(Device.timezone),
+                    col(Device.config),
+                )
             ).all()
             vehicles = {
                 r.device_id: r.id
-                for r in conn.execute(select(Vehicle.device_id, Vehicle.id).where(Vehicle.device_id.is_not(None)))
+                for r in conn.execute(
+                    select(col(Vehicle.device_id), col(Vehicle.id)).where(col(Vehicle.device_id).is_not(None))
+                )
             }
         devices = {row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone) for row in rows}
         ids = {(row.protocol, key): row.id for row in rows if (key := wire_key(row.protocol, row.config)) is not None}

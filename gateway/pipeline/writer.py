@@ -187,7 +187,7 @@ class Pipeline:
             batch.dead_letter(item, known, item.reject, f"refused by the transport (sender {item.sender!r})", payload)
             return
         device_id, channel = route(item.topic, item.device_id)
-        if channel is None:
+        if channel is None or device_id is None:  # route() names a device whenever it names a channel
             batch.dead_letter(item, device_id, "unknown_topic", f"no decoder for topic {item.topic[:200]!r}", payload)
             return
         own = families.OWN_TOPICS.get(channel)

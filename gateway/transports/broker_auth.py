@@ -92,7 +92,7 @@ class DynsecAuth:
         for command in commands:
             correlation = f"gw-{next(self._ids)}"
             command["correlationData"] = correlation
-            entry = (threading.Event(), [])
+            entry: tuple[threading.Event, list[dict[str, Any]]] = (threading.Event(), [])
             with self._lock:
                 self._waiting[correlation] = entry
             events.append((correlation, command["command"], entry))

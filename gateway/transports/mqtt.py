@@ -16,7 +16,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -142,16 +142,18 @@ class MqttTransport:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # Never raise here: an exception would end paho's network loop.
         try:
+            # paho types the payload for outgoing messages too; a received one is always bytes (struct.unpack).
+            payload = cast(bytes, msg.payload)
             handler = self.control.get(msg.topic)
             if handler is not None:
-                handler(msg.payload)
+                handler(payload)
                 if msg.qos:
                     client.ack(msg.mid, msg.qos)
                 return
             if not self._accepting:
                 return
             token = (self._generation, msg.mid) if msg.qos else None
-            item = Inbound("mqtt", msg.topic, msg.payload, None, self if token else None, token)
+            item = Inbound("mqtt", msg.topic, payload, None, self if token else None, token)
             self.queue.put(item)
         except Exception:
             log.exception("could not queue a message from %s", getattr(msg, "topic", "?"))

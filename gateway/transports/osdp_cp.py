@@ -125,7 +125,7 @@ class OsdpLine:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self) -> OsdpLine:
+    def start(self) -> Self:
         if self._thread is not None:
             raise RuntimeError("OSDP line already started")
         self._stop.clear()

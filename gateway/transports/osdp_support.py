@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import osdp
-import osdp_sys
+import osdp_sys  # type: ignore[import-not-found]  # libosdp's C extension module: no stubs, no source
 import serial
 
 liblog = logging.getLogger("gateway.transports.osdp_cp.libosdp")
