@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import osdp
-import osdp_sys  # type: ignore[import-not-found]  # libosdp's C extension module: no stubs, no source
+import osdp_sys  # libosdp's C extension module (no stubs: see the mypy overrides)
 import serial
 
 liblog = logging.getLogger("gateway.transports.osdp_cp.libosdp")
