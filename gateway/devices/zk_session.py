@@ -39,6 +39,7 @@ Nothing here reads a clock: the handshake is given the time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -141,6 +142,19 @@ Action = Heartbeat | Store | TakeCommands | SentCommands | FinishCommands | Answ
 Conversation = Iterator[Action]
 
 
+def _serial_number_checked(request: Callable[..., Conversation]) -> Callable[..., Conversation]:
+    """Every request names the terminal by its serial number: a malformed one is refused before anything."""
+
+    @functools.wraps(request)
+    def checked(session: AdmsSession, sn: str, *args: object) -> Conversation:
+        if not zk_adms.valid_sn(sn):
+            yield _BAD_SN
+            return
+        yield from request(session, sn, *args)
+
+    return checked
+
+
 class AdmsSession:
     def __init__(
         self, lookup: Callable[[str], Terminal | None], site_tz: tzinfo, max_piece: int, dead_raw_limit: int
@@ -151,22 +165,18 @@ class AdmsSession:
         self.max_piece = max_piece
         self.dead_raw_limit = dead_raw_limit
 
+    @_serial_number_checked
     def handshake(self, sn: str, new_firmware: bool, now: datetime) -> Conversation:
         """GET /iclock/cdata: the options the terminal is to work with."""
-        if not zk_adms.valid_sn(sn):
-            yield _BAD_SN
-            return
         terminal = self.lookup(sn)
         if terminal is not None:
             yield Heartbeat(terminal.device_id)
         zone = terminal.tz if terminal is not None else self.site_tz
         yield Answer(zk_adms.handshake_reply(sn, offset_minutes(now, zone), new_firmware=new_firmware))
 
+    @_serial_number_checked
     def cdata(self, sn: str, table: str, body: bytes) -> Conversation:
         """POST /iclock/cdata: data pushed by a terminal; OK:<n> once it is stored."""
-        if not zk_adms.valid_sn(sn):
-            yield _BAD_SN
-            return
         terminal = self.lookup(sn)
         if terminal is not None:
             yield Heartbeat(terminal.device_id)
@@ -190,11 +200,9 @@ class AdmsSession:
             return
         yield Answer(zk_adms.cdata_reply(sum(store.accepted)))
 
+    @_serial_number_checked
     def getrequest(self, sn: str) -> Conversation:
         """GET /iclock/getrequest: the terminal's poll; its queued commands (now sent), or OK."""
-        if not zk_adms.valid_sn(sn):
-            yield _BAD_SN
-            return
         terminal = self.lookup(sn)
         if terminal is None:
             yield Answer("OK")
@@ -212,11 +220,9 @@ class AdmsSession:
             yield FinishCommands(terminal.device_id, failed)
         yield Answer(zk_adms.getrequest_reply(lines))
 
+    @_serial_number_checked
     def devicecmd(self, sn: str, body: bytes) -> Conversation:
         """POST /iclock/devicecmd: command results, each finishing the command it names."""
-        if not zk_adms.valid_sn(sn):
-            yield _BAD_SN
-            return
         terminal = self.lookup(sn)
         if terminal is None:
             yield Answer("OK")
