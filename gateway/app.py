@@ -106,7 +106,7 @@ class Gateway:
         box = secretbox.load(s)
         self.access = AccessControl(self.engine, s.site.timezone, self.queue)
         self.access.pin_digest = box.digest
-        self.access.anti_passback = [tuple(pair) for pair in s.access.anti_passback]
+        self.access.anti_passback = list(s.access.anti_passback)
         self.access.door_groups = s.access.door_groups
         self.schedules = Schedules(self.engine, self.access.reload)
         self.people = People(self.engine, box.digest, self.people_changed)
@@ -279,9 +279,11 @@ class Gateway:
 
             self.door_readers = DoorReaders(self.engine, self.access, self.provisioner, self.liveness)
             await asyncio.to_thread(_start_door_lines, osdp_lines, self.door_readers)
-        for line in s.serial:
-            if family(line.protocol).serial is None:
-                log.warning("serial line %s: protocol %r is not supported yet; ignored", line.port, line.protocol)
+        for configured in s.serial:
+            if family(configured.protocol).serial is None:
+                log.warning(
+                    "serial line %s: protocol %r is not supported yet; ignored", configured.port, configured.protocol
+                )
         self._tasks = [
             asyncio.create_task(_every(1.0, self.liveness.sweep, "liveness sweep")),
             asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),

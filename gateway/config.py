@@ -267,7 +267,11 @@ class UplinkSettings(Section):
 
     def routes(self) -> dict[str, list[str]]:
         """Enabled sink -> the record types it takes."""
-        sinks = {"dingtalk": self.dingtalk, "webhook": self.webhook, "mqtt": self.mqtt}
+        sinks: dict[str, DingTalkSettings | WebhookSettings | MqttNorthSettings] = {
+            "dingtalk": self.dingtalk,
+            "webhook": self.webhook,
+            "mqtt": self.mqtt,
+        }
         return {name: list(sink.records) for name, sink in sinks.items() if sink.enabled}
 
 

@@ -36,8 +36,9 @@ def list_access_events(
     since: Annotated[str | None, Query(max_length=64, description="RFC 3339, inclusive")] = None,
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")] = None,
 ) -> dict[str, Any]:
-    t = AccessRecord.__table__.c
-    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    table = AccessRecord.__table__
+    t = table.c
+    query = select(table).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
     for column, value in ((t.door, door), (t.device_id, device_id), (t.decision, decision)):
         if value is not None:
             query = query.where(column == value)

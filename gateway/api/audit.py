@@ -39,9 +39,10 @@ def list_audit(
     since: Annotated[str | None, Query(max_length=64, description="RFC 3339, inclusive")] = None,
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")] = None,
 ) -> dict[str, Any]:
-    t = AuditEntry.__table__.c
+    table = AuditEntry.__table__
+    t = table.c
     # Oldest first, by id: the order the changes were committed in.
-    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    query = select(table).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
     for column, value in ((t.actor, actor), (t.action, action), (t.target_type, target_type), (t.target_id, target_id)):
         if value is not None:
             query = query.where(column == value)

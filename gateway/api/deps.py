@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -91,7 +91,10 @@ def decode_cursor(cursor: str) -> str:
 
 
 def paginated(
-    rows: list[Any], limit: int, shape: Callable[[Any], dict[str, Any]], key: Callable[[Any], object] = lambda r: r.id
+    rows: Sequence[Any],
+    limit: int,
+    shape: Callable[[Any], dict[str, Any]],
+    key: Callable[[Any], object] = lambda r: r.id,
 ) -> dict[str, Any]:
     """Rows fetched with limit + 1: the extra one only says there is a next page."""
     more = len(rows) > limit

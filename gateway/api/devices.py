@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
 from gateway.auth import audit
@@ -127,7 +127,7 @@ def create_device(
 def list_devices(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
     query = select(Device).order_by(Device.id).limit(p.limit + 1)
     if p.after is not None:
-        query = query.where(Device.id > p.after)
+        query = query.where(col(Device.id) > p.after)
     with Session(eng) as session:
         rows = session.execute(query).scalars().all()
     return paginated(list(rows), p.limit, shape)
@@ -204,9 +204,10 @@ def queue_command(
 
 @router.get("/{device_id}/commands", dependencies=[Depends(read_devices)])
 def list_commands(device_id: PathId, p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
-    query = select(Command).where(Command.device_id == device_id).order_by(Command.id).limit(p.limit + 1)
+    command_id = col(Command.id)
+    query = select(Command).where(col(Command.device_id) == device_id).order_by(command_id).limit(p.limit + 1)
     if p.after is not None:
-        query = query.where(Command.id > p.after)
+        query = query.where(command_id > p.after)
     with Session(eng) as session:
         rows = session.execute(query).scalars().all()
     return paginated(list(rows), p.limit, shape_command)

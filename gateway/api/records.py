@@ -33,8 +33,9 @@ def list_punches(
     since: Annotated[str | None, Query(max_length=64, description="RFC 3339, inclusive")] = None,
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339, exclusive")] = None,
 ) -> dict[str, Any]:
-    t = PunchRecord.__table__.c
-    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    table = PunchRecord.__table__
+    t = table.c
+    query = select(table).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
     if person is not None:
         query = query.where(t.person_id == person)
     if device_id is not None:
@@ -56,8 +57,9 @@ def list_deadletters(
     reason: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    t = DeadLetter.__table__.c
-    query = select(t).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
+    table = DeadLetter.__table__
+    t = table.c
+    query = select(table).where(t.id > p.after_id).order_by(t.id).limit(p.limit + 1)
     if reason is not None:
         query = query.where(t.reason == reason)
     if device_id is not None:

@@ -245,7 +245,7 @@ def _classify(person_id: str, w: _Window, punches: Sequence[Punch], special: str
         status = special
     elif not punches:
         status = ABSENT
-    elif worked_ms is None:
+    elif worked_ms is None or first_in is None or last_out is None:  # a worked span always has both ends
         status = MISSING_PUNCH  # needs a correction before anything else can be judged
     else:
         # Whole minutes, rounded up, so that late <=> late_minutes > grace (same for early).
@@ -307,8 +307,8 @@ def compute_days(
 
     # A day is final once the slowest feeding device has synced past it.
     if feeding_devices:
-        marks = [watermarks.get(d) for d in feeding_devices]
-        synced = None if None in marks else min(marks)
+        marks = [mark for d in feeding_devices if (mark := watermarks.get(d)) is not None]
+        synced = min(marks) if len(marks) == len(feeding_devices) else None
     else:
         synced = None
     cal = _Calendar(schedule, date_from, date_to)

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.attendance.store import daily_records, record_dict, shift_from_row
 from gateway.auth import audit
@@ -67,7 +67,7 @@ class Attendance:
             row = session.get(ShiftRow, shift_id)
             if row is None:
                 raise NotFound(f"no shift {shift_id!r}")
-            if session.execute(select(ShiftAssignment).where(ShiftAssignment.shift_id == shift_id)).first():
+            if session.execute(select(ShiftAssignment).where(col(ShiftAssignment.shift_id) == shift_id)).first():
                 raise Conflict(f"shift {shift_id!r} is still assigned; remove its assignments first")
             audit.record(session, actor, "delete", "shift", shift_id, shift_view(row), None)
             session.delete(row)
@@ -81,7 +81,7 @@ class Attendance:
                 raise Invalid(f"shift_id: no shift {shift_id!r}")
             row = session.execute(
                 select(ShiftAssignment).where(
-                    ShiftAssignment.target_type == target_type, ShiftAssignment.target_id == target_id
+                    col(ShiftAssignment.target_type) == target_type, col(ShiftAssignment.target_id) == target_id
                 )
             ).scalar_one_or_none() or ShiftAssignment(target_type=target_type, target_id=target_id, shift_id="")
             before = after | {"shift_id": row.shift_id} if row.shift_id else None
@@ -93,7 +93,7 @@ class Attendance:
 
     def assignments(self) -> list[dict[str, Any]]:
         with Session(self.engine) as session:
-            rows = session.execute(select(ShiftAssignment).order_by(ShiftAssignment.id)).scalars()
+            rows = session.execute(select(ShiftAssignment).order_by(col(ShiftAssignment.id))).scalars()
             return [{"target_type": r.target_type, "target_id": r.target_id, "shift_id": r.shift_id} for r in rows]
 
     # -- the calendar -----------------------------------------------------------

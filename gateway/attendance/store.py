@@ -42,13 +42,14 @@ def _ms(day: date, tz: ZoneInfo) -> int:
 def load_schedule(session: Session, tz: ZoneInfo, person: str | None = None) -> tuple[Schedule, dict[str, Person]]:
     people = {p.id: p for p in session.execute(select(Person)).scalars() if person is None or p.id == person}
     shifts = {row.id: shift_from_row(row) for row in session.execute(select(ShiftRow)).scalars()}
-    by_person, by_department = {}, {}
+    by_person: dict[str, str] = {}
+    by_department: dict[str, str] = {}
     for a in session.execute(select(ShiftAssignment)).scalars():
         (by_person if a.target_type == "person" else by_department)[a.target_id] = a.shift_id
-    assignment = {}
+    assignment: dict[str, str] = {}
     for pid, p in people.items():
         shift_id = by_person.get(pid) or by_department.get(p.department)
-        if shift_id in shifts:
+        if shift_id is not None and shift_id in shifts:
             assignment[pid] = shift_id
     holidays = frozenset(date.fromisoformat(h.date) for h in session.execute(select(Holiday)).scalars())
     leaves = tuple(
@@ -80,7 +81,8 @@ def daily_records(
         if person is not None:
             query = query.where(t.person_id == person)
         punches = [Punch(str(r.id), r.person_id, r.time, r.direction, r.device_id) for r in session.execute(query)]
-        feeders = session.execute(select(Device.id, Device.last_seen).where(Device.kind == "attendance")).all()
+        d = Device.__table__.c
+        feeders = session.execute(select(d.id, d.last_seen).where(d.kind == "attendance")).all()
         newest = dict(session.execute(select(t.device_id, func.max(t.time)).group_by(t.device_id)).all())
     watermarks = {d: max(last_seen or 0, newest.get(d) or 0) for d, last_seen in feeders}
     records = compute_days(punches, schedule, date_from, date_to, watermarks, [d for d, _ in feeders])

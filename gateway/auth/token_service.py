@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.auth import audit, tokens
 from gateway.core.errors import Invalid, NotFound
@@ -45,14 +45,13 @@ class Tokens:
 
     def page(self, limit: int, after: str | None) -> list[ApiToken]:
         """Up to `limit` tokens after the `page_key` `after`, oldest first."""
-        query = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id).limit(limit)
+        created_at, token_id = col(ApiToken.created_at), col(ApiToken.id)
+        query = select(ApiToken).order_by(created_at, token_id).limit(limit)
         if after is not None:
             created, _, last_id = after.partition(":")
             if not created.isdigit():
                 raise Invalid("cursor: not a cursor this API gave out")
-            query = query.where(
-                or_(ApiToken.created_at > int(created), (ApiToken.created_at == int(created)) & (ApiToken.id > last_id))
-            )
+            query = query.where(or_(created_at > int(created), (created_at == int(created)) & (token_id > last_id)))
         with Session(self.engine) as session:
             return list(session.execute(query).scalars().all())
 

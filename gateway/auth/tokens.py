@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.core.timeutil import now_ms
 from gateway.store.models import ApiToken
@@ -37,5 +37,5 @@ def lookup(engine: Engine, token: str) -> ApiToken | None:
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     with Session(engine) as session:
-        row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest(token))).scalar_one_or_none()
+        row = session.execute(select(ApiToken).where(col(ApiToken.token_hash) == digest(token))).scalar_one_or_none()
     return row if row is not None and row.revoked_at is None else None

@@ -103,7 +103,7 @@ def uplink_page(
         configured=uplink is not None,
         sinks=uplink.status() if uplink is not None else [],
         show_parked=show_parked,
-        parked=uplink.parked(PARKED_SHOWN) if show_parked else [],
+        parked=uplink.parked(PARKED_SHOWN) if show_parked and uplink is not None else [],
         shown=PARKED_SHOWN,
     )
 

@@ -9,8 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from gateway.store.columns import Table
 from gateway.store.models import (
     AccessRecord,
     Command,
@@ -24,7 +25,12 @@ from gateway.store.models import (
 )
 
 # The normalised records, by the name the feed gives their kind.
-RECORD_TABLES = {"punch": PunchRecord, "access": AccessRecord, "fix": FixRecord, "status": StatusRecord}
+RECORD_TABLES: dict[str, type[Table]] = {
+    "punch": PunchRecord,
+    "access": AccessRecord,
+    "fix": FixRecord,
+    "status": StatusRecord,
+}
 EVENT_KINDS = ("punch", "access", "fix")  # what "events today" counts; status rows are mostly liveness
 FEED_BATCH = 200  # rows per kind in one poll; a busier second is caught up by the next polls
 
@@ -109,7 +115,9 @@ def device_detail(engine: Engine, device_id: str, limit: int = 20) -> dict[str, 
         with engine.connect() as conn:
             for kind, table in RECORD_TABLES.items():
                 t = table.__table__.c
-                rows = conn.execute(select(t).where(t.device_id == device_id).order_by(t.time.desc()).limit(limit))
+                rows = conn.execute(
+                    select(table.__table__).where(t.device_id == device_id).order_by(t.time.desc()).limit(limit)
+                )
                 events += [feed_item(kind, r) for r in rows]
             d = DeadLetter.__table__.c
             dead = conn.execute(
@@ -120,7 +128,7 @@ def device_detail(engine: Engine, device_id: str, limit: int = 20) -> dict[str, 
             ).all()
         commands = (
             session.execute(
-                select(Command).where(Command.device_id == device_id).order_by(Command.id.desc()).limit(limit)
+                select(Command).where(col(Command.device_id) == device_id).order_by(col(Command.id).desc()).limit(limit)
             )
             .scalars()
             .all()
@@ -166,13 +174,13 @@ def feed(
             if cursor is None:
                 last[kind] = conn.execute(select(func.max(t.id))).scalar() or 0
                 if kind in kinds:
-                    rows = conn.execute(select(t).order_by(t.id.desc()).limit(limit)).all()
+                    rows = conn.execute(select(table.__table__).order_by(t.id.desc()).limit(limit)).all()
                     items += [feed_item(kind, r) for r in rows]
                 continue
             last[kind] = cursor.last.get(kind, 0)
             if kind not in kinds:
                 continue
-            rows = conn.execute(select(t).where(t.id > last[kind]).order_by(t.id).limit(FEED_BATCH)).all()
+            rows = conn.execute(select(table.__table__).where(t.id > last[kind]).order_by(t.id).limit(FEED_BATCH)).all()
             if rows:
                 last[kind] = rows[-1].id
             items += [feed_item(kind, r) for r in rows]
@@ -183,7 +191,7 @@ def feed(
 def people_names(session: Session, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all())
+    return dict(session.execute(select(col(Person.id), col(Person.name)).where(col(Person.id).in_(ids))).all())
 
 
 def _visit_row(v: Visit, hosts: dict[str, str]) -> dict[str, Any]:
@@ -244,8 +252,9 @@ def visitors_today(engine: Engine, start_ms: int, end_ms: int) -> dict[str, list
 def invite_choices(engine: Engine, limit: int = 2000) -> dict[str, list[Any]]:
     """Hosts and door ids to offer in the invitation form."""
     with engine.connect() as conn:
-        hosts = conn.execute(select(Person.id, Person.name).order_by(Person.name).limit(limit)).all()
-        configured = conn.execute(select(Device.id, Device.config).where(Device.kind == "access")).all()
-        seen = conn.execute(select(AccessRecord.door).distinct().limit(200)).scalars().all()
+        p, d, a = Person.__table__.c, Device.__table__.c, AccessRecord.__table__.c
+        hosts = conn.execute(select(p.id, p.name).order_by(p.name).limit(limit)).all()
+        configured = conn.execute(select(d.id, d.config).where(d.kind == "access")).all()
+        seen = conn.execute(select(a.door).distinct().limit(200)).scalars().all()
     doors = {str(config.get("door") or device_id) for device_id, config in configured if isinstance(config, dict)}
     return {"hosts": [(h.id, h.name) for h in hosts], "doors": sorted(doors | set(seen))}

@@ -96,7 +96,7 @@ class DemoFleet:
         now = now_ms()
         with Session(gateway.engine) as session:
             for vehicle, plate, device, *_ in (*VANS, CAR):
-                row = session.get(Vehicle, vehicle) or Vehicle(id=vehicle, created_at=now)
+                row = session.get(Vehicle, vehicle) or Vehicle(id=vehicle, plate=plate, created_at=now)
                 row.plate, row.device_id, row.name, row.updated_at = plate, device, f"Demo {vehicle}", now
                 session.add(row)
             if session.get(Geofence, "depot") is None:

@@ -73,8 +73,9 @@ def populate(gateway: Gateway, doors: list[str]) -> None:
             department = ("Sales", "Engineering")[i % 2]
             allowed = doors if department == "Engineering" else [d for d in doors if d != "lab"]
             facility, number = card_of(i)
-            person = session.get(Person, person_id) or Person(id=person_id, created_at=now)
-            person.name, person.department = f"Demo Person {i + 1}", department
+            name = f"Demo Person {i + 1}"
+            person = session.get(Person, person_id) or Person(id=person_id, name=name, created_at=now)
+            person.name, person.department = name, department
             person.device_user_ids = {ZK_TERMINAL[0]: str(1000 + i)}
             person.platform_user_id = f"dt-{person_id}"  # the user id at the (stand-in) platform
             person.cards, person.access = [f"{facility}:{number}"], {"doors": allowed, "schedule": "always"}

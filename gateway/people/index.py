@@ -30,10 +30,9 @@ class PeopleIndex:
 
     def load(self) -> None:
         by_device, by_any, ids, by_card = {}, {}, set(), {}
+        p = Person.__table__.c
         with self.engine.connect() as conn:
-            for person_id, device_user_ids, cards in conn.execute(
-                select(Person.id, Person.device_user_ids, Person.cards)
-            ):
+            for person_id, device_user_ids, cards in conn.execute(select(p.id, p.device_user_ids, p.cards)):
                 ids.add(person_id)
                 for device_id, user in (device_user_ids or {}).items():
                     if device_id == "*":

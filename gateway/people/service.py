@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.auth import audit
 from gateway.core.errors import Conflict, Invalid, NotFound
@@ -48,7 +48,7 @@ def _get(session: Session, person_id: str) -> Person:
 
 
 def _check_cards(session: Session, person_id: str, cards: list[str]) -> None:
-    owners = rules.card_owners(session.execute(select(Person.id, Person.cards)).all())
+    owners = rules.card_owners(session.execute(select(col(Person.id), col(Person.cards))).all())
     clash = rules.card_conflict(person_id, cards, owners)
     if clash is not None:
         raise Conflict(f"card {clash[0]!r} already belongs to person {clash[1]!r}")
@@ -64,7 +64,8 @@ class People:
     def _digest_pins(self, session: Session, person_id: str, pins: list[str]) -> list[str]:
         """The PINs as stored; one person's PIN may not be another's (a keypad entry names one holder)."""
         digests = [self.pin_digest(pin) for pin in pins]
-        for other_id, other_pins in session.execute(select(Person.id, Person.pins).where(Person.id != person_id)):
+        others = select(col(Person.id), col(Person.pins)).where(col(Person.id) != person_id)
+        for other_id, other_pins in session.execute(others):
             if set(digests) & set(other_pins or ()):
                 raise Conflict(f"a PIN is already in use by person {other_id!r}; choose another")
         return digests
@@ -73,7 +74,7 @@ class People:
         """Up to `limit` people after the id `after`, by id."""
         query = select(Person).order_by(Person.id).limit(limit)
         if after is not None:
-            query = query.where(Person.id > after)
+            query = query.where(col(Person.id) > after)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars().all())
 

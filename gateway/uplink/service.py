@@ -142,11 +142,11 @@ class Uplink:
         doors = {e.record_key: e for e in entries if e.record_type == "access" and e.payload is None}
         with self.engine.connect() as conn:
             if punches:
-                punch_table = PunchRecord.__table__
+                punch_table, person, device = PunchRecord.__table__, Person.__table__, Device.__table__
                 rows = conn.execute(
-                    select(punch_table, Person.platform_user_id, Device.name.label("device_name"))
-                    .outerjoin(Person, Person.id == punch_table.c.person_id)
-                    .outerjoin(Device, Device.id == punch_table.c.device_id)
+                    select(punch_table, person.c.platform_user_id, device.c.name.label("device_name"))
+                    .outerjoin(person, person.c.id == punch_table.c.person_id)
+                    .outerjoin(device, device.c.id == punch_table.c.device_id)
                     .where(punch_table.c.key.in_([bytes.fromhex(k) for k in punches]))
                 ).all()
                 for punch in rows:
@@ -184,7 +184,7 @@ class Uplink:
         counts = backlog(self.engine)
         t = OutboxEntry.__table__.c
         with self.engine.connect() as conn:
-            delivered = dict(
+            delivered: dict[str, int] = dict(
                 conn.execute(select(t.sink, func.count()).where(t.state == "delivered").group_by(t.sink)).all()
             )
         out = []

@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,13 +138,14 @@ class SinkWorker:
         with self.engine.begin() as conn:
             conn.execute(update(OutboxEntry.__table__).where(t.id.in_(ids)).values(state="sending"))
 
-    def _settle(self, results: list[tuple[Entry, Outcome]], unsent: list[Entry] = ()) -> None:
+    def _settle(self, results: list[tuple[Entry, Outcome]], unsent: Sequence[Entry] = ()) -> None:
         """Write each entry's outcome, and put `unsent` entries back in line; all in one commit."""
         now = now_ms()
         t = OutboxEntry.__table__.c
+        # One parameter set per entry, for the executemany of its update.
         delivered = [{"eid": e.id} for e, o in results if o.status == "delivered"]
-        parked = [{"eid": e.id, "err": o.detail[:1000]} for e, o in results if o.status == "park"]
-        retry = []
+        parked: list[dict[str, Any]] = [{"eid": e.id, "err": o.detail[:1000]} for e, o in results if o.status == "park"]
+        retry: list[dict[str, Any]] = []
         for e, o in results:
             if o.status != "retry":
                 continue

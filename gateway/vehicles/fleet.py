@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.auth import audit
 from gateway.core.timeutil import now_ms
@@ -130,7 +130,7 @@ class Fleet:
         """Up to `limit` vehicles by id, after the id `after`."""
         query = select(Vehicle).order_by(Vehicle.id).limit(limit)
         if after is not None:
-            query = query.where(Vehicle.id > after)
+            query = query.where(col(Vehicle.id) > after)
         return self._rows(query)
 
     # -- what its device sent, and what was made of it ------------------------------------
@@ -138,19 +138,21 @@ class Fleet:
     def fixes(
         self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int
     ) -> list[FixRecord]:
-        query = _within(select(FixRecord).where(FixRecord.vehicle_id == vehicle_id), FixRecord.time, since, until)
-        return self._rows(query.where(FixRecord.id > after_id).order_by(FixRecord.id).limit(limit), vehicle_id)
+        fix_id = col(FixRecord.id)
+        query = _within(select(FixRecord).where(col(FixRecord.vehicle_id) == vehicle_id), FixRecord.time, since, until)
+        return self._rows(query.where(fix_id > after_id).order_by(fix_id).limit(limit), vehicle_id)
 
     def trips(self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int) -> list[TripRow]:
-        query = _within(select(TripRow).where(TripRow.vehicle_id == vehicle_id), TripRow.start_time, since, until)
-        return self._rows(query.where(TripRow.id > after_id).order_by(TripRow.id).limit(limit), vehicle_id)
+        trip_id = col(TripRow.id)
+        query = _within(select(TripRow).where(col(TripRow.vehicle_id) == vehicle_id), TripRow.start_time, since, until)
+        return self._rows(query.where(trip_id > after_id).order_by(trip_id).limit(limit), vehicle_id)
 
     def geofence_events(
         self, vehicle_id: str, since: int | None, until: int | None, after_id: int, limit: int
     ) -> list[GeofenceEventRow]:
-        row = GeofenceEventRow
-        query = _within(select(row).where(row.vehicle_id == vehicle_id), row.time, since, until)
-        return self._rows(query.where(row.id > after_id).order_by(row.id).limit(limit), vehicle_id)
+        row, row_id = GeofenceEventRow, col(GeofenceEventRow.id)
+        query = _within(select(row).where(col(row.vehicle_id) == vehicle_id), row.time, since, until)
+        return self._rows(query.where(row_id > after_id).order_by(row_id).limit(limit), vehicle_id)
 
     def stops(self, vehicle_id: str, start: int, end: int) -> list[Stop]:
         """Where the vehicle stood still in [start, end), cut from its fixes by the same rules as trips."""
@@ -172,17 +174,18 @@ class Fleet:
         with Session(self.engine) as session:
             _vehicle(session, vehicle_id)
             t = TripRow
-            query = _within(select(t).where(t.vehicle_id == vehicle_id), t.start_time, since, until)
-            for row in session.execute(query.order_by(t.start_time).limit(EXPORT_TRIPS)).scalars():
+            query = _within(select(t).where(col(t.vehicle_id) == vehicle_id), t.start_time, since, until)
+            for row in session.execute(query.order_by(col(t.start_time)).limit(EXPORT_TRIPS)).scalars():
+                fix_time = col(FixRecord.time)
                 fixes = session.execute(
-                    select(FixRecord.time, FixRecord.lat, FixRecord.lon)
+                    select(fix_time, col(FixRecord.lat), col(FixRecord.lon))
                     .where(
-                        FixRecord.vehicle_id == vehicle_id,
-                        FixRecord.time >= row.start_time,
-                        FixRecord.time <= row.end_time,
-                        FixRecord.valid.is_(True),
+                        col(FixRecord.vehicle_id) == vehicle_id,
+                        fix_time >= row.start_time,
+                        fix_time <= row.end_time,
+                        col(FixRecord.valid).is_(True),
                     )
-                    .order_by(FixRecord.time)
+                    .order_by(fix_time)
                 ).all()
                 first = len(points)
                 points += [Point(f.time, f.lat, f.lon) for f in fixes]
@@ -220,15 +223,20 @@ class Fleet:
         """Bookings with their status: `used` (a trip overlaps it), `no_trip` (ended without one) or `pending`."""
         with Session(self.engine) as session:
             _vehicle(session, vehicle_id)
-            query = _within(select(Booking).where(Booking.vehicle_id == vehicle_id), Booking.start_time, since, until)
-            rows = list(session.execute(query.where(Booking.id > after_id).order_by(Booking.id).limit(limit)).scalars())
+            booking_id = col(Booking.id)
+            query = _within(
+                select(Booking).where(col(Booking.vehicle_id) == vehicle_id), Booking.start_time, since, until
+            )
+            rows = list(session.execute(query.where(booking_id > after_id).order_by(booking_id).limit(limit)).scalars())
             if not rows:
                 return []
             start, end = min(b.start_time for b in rows), max(b.end_time for b in rows)
             trips = (
                 session.execute(
                     select(TripRow).where(
-                        TripRow.vehicle_id == vehicle_id, TripRow.end_time >= start, TripRow.start_time <= end
+                        col(TripRow.vehicle_id) == vehicle_id,
+                        col(TripRow.end_time) >= start,
+                        col(TripRow.start_time) <= end,
                     )
                 )
                 .scalars()
@@ -256,14 +264,14 @@ class Fleet:
             session.add(row)
             audit.record(session, actor, "create", "geofence", fence_id, None, {"name": name, **geometry})
             session.commit()
-            vehicles = list(session.execute(select(Vehicle.id)).scalars())
+            vehicles = list(session.execute(select(col(Vehicle.id))).scalars())
         for vehicle_id in vehicles:
             self.vehicles.mark(vehicle_id, now_ms() - GEOFENCE_REDO_MS)
 
     def list_geofences(self, after: str | None, limit: int) -> list[Geofence]:
         query = select(Geofence).order_by(Geofence.id).limit(limit)
         if after is not None:
-            query = query.where(Geofence.id > after)
+            query = query.where(col(Geofence.id) > after)
         return self._rows(query)
 
     def _rows(self, query: Select[Row], vehicle_id: str | None = None) -> list[Row]:
@@ -289,7 +297,9 @@ def _check_device(session: Session, device_id: str | None, vehicle_id: str) -> N
         raise FleetError(f"device_id: no device {device_id!r}")
     if device.kind != "gps":
         raise FleetError(f"device_id: {device_id!r} is a {device.kind} device, not gps")
-    other = session.execute(select(Vehicle.id).where(Vehicle.device_id == device_id, Vehicle.id != vehicle_id)).first()
+    other = session.execute(
+        select(col(Vehicle.id)).where(col(Vehicle.device_id) == device_id, col(Vehicle.id) != vehicle_id)
+    ).first()
     if other is not None:
         raise Conflict(f"device {device_id!r} is already in vehicle {other[0]!r}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, func, insert, select, update
@@ -32,7 +32,17 @@ LOOKBACK_MS = 7 * 24 * 3600 * 1000  # a late fix redoes at most this much histor
 LEAD_MS = 15 * 60 * 1000  # fixes loaded before the anchor, so the vehicle's state there is known
 
 
-def fence_of(row: Geofence) -> CircleFence | PolygonFence:
+class FenceRow(Protocol):
+    """A stored geofence: the table row, or a Core row selected from its table."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def shape(self) -> dict[str, Any]: ...
+
+
+def fence_of(row: FenceRow) -> CircleFence | PolygonFence:
     shape = row.shape
     if "circle" in shape:
         c = shape["circle"]
@@ -134,7 +144,9 @@ class Vehicles:
         rows = conn.execute(select(BookingRow.__table__).where(b.vehicle_id == vehicle_id, b.end_time >= since)).all()
         return [Booking(str(r.id), r.vehicle_id, r.person, r.start_time, r.end_time, r.purpose) for r in rows]
 
-    def _mark_rejected(self, conn: Connection, fixes: Sequence[Row[Any]], rejected: list[tuple[Point, str]]) -> None:
+    def _mark_rejected(
+        self, conn: Connection, fixes: Sequence[Row[*tuple[Any, ...]]], rejected: list[tuple[Point, str]]
+    ) -> None:
         """A fix the trip filters set aside says why in its flags (the fixes list shows every fix)."""
         flags_of = {r.id: list(r.flags or ()) for r in fixes}
         changes = []
@@ -225,9 +237,9 @@ class Vehicles:
         return out
 
     def track(self, vehicle_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
-        f, t = FixRecord.__table__.c, TripRow.__table__.c
+        f, t, v = FixRecord.__table__.c, TripRow.__table__.c, Vehicle.__table__.c
         with self.engine.connect() as conn:
-            if conn.execute(select(Vehicle.id).where(Vehicle.id == vehicle_id)).first() is None:
+            if conn.execute(select(v.id).where(v.id == vehicle_id)).first() is None:
                 raise KeyError(vehicle_id)
             fixes = conn.execute(
                 select(f.time, f.lat, f.lon)

@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.core.timeutil import iso_utc
 from gateway.store import shapes
@@ -168,8 +168,8 @@ def anonymise(engine: Engine, now: int, retention_ms: int) -> int:
         # The audit log's copies of the invitation go too; who did what, and when, stays.
         entries = session.execute(
             select(AuditEntry).where(
-                AuditEntry.target_type == AUDIT_TYPE,
-                AuditEntry.target_id.in_([str(i) for i in ids]),
+                col(AuditEntry.target_type) == AUDIT_TYPE,
+                col(AuditEntry.target_id).in_([str(i) for i in ids]),
             )
         ).scalars()
         for entry in entries:

@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.access.decide import Decision, card_key
 from gateway.auth import audit
@@ -109,7 +109,7 @@ class Visitors:
             if session.get(Person, host) is None:
                 raise NotFound(f"no person {host!r} to host the visitor")
             entry = blocklist_match(
-                session.execute(select(VisitorBlock).order_by(VisitorBlock.id)).scalars(), name, phone
+                session.execute(select(VisitorBlock).order_by(col(VisitorBlock.id))).scalars(), name, phone
             )
             if entry is not None:
                 log.warning("invitation by %s refused: visitor matches blocklist entry %s", actor, entry.id)
@@ -180,7 +180,7 @@ class Visitors:
             raise NoCredentialLeft("no free PIN found; try again or use a QR credential")
         # card: the lowest pool number no open invitation holds and no person's card uses
         taken = {card_key(v) for v in taken}
-        for (cards,) in session.execute(select(Person.cards)):
+        for (cards,) in session.execute(select(col(Person.cards))):
             for card in cards or ():
                 taken.add(card_key(card).rpartition(":")[2])
         low, high = self.card_pool
@@ -217,9 +217,10 @@ class Visitors:
     # -- reads for the API ----------------------------------------------------------
 
     def invitations(self, after_id: int, limit: int, host: str | None = None) -> list[Visit]:
-        query = select(Visit).where(Visit.id > after_id).order_by(Visit.id).limit(limit)
+        visit_id = col(Visit.id)
+        query = select(Visit).where(visit_id > after_id).order_by(visit_id).limit(limit)
         if host is not None:
-            query = query.where(Visit.host_person_id == host)
+            query = query.where(col(Visit.host_person_id) == host)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
@@ -234,13 +235,13 @@ class Visitors:
         with Session(self.engine) as session:
             rows = list(session.execute(query).scalars())
             hosts = {v.host_person_id for v in rows}
-            names = (
-                dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(hosts))).all()) if hosts else {}
-            )
+            query_names = select(col(Person.id), col(Person.name)).where(col(Person.id).in_(hosts))
+            names: dict[str, str] = dict(session.execute(query_names).all()) if hosts else {}
         return rows, names
 
     def blocklist(self, after_id: int, limit: int) -> list[VisitorBlock]:
-        query = select(VisitorBlock).where(VisitorBlock.id > after_id).order_by(VisitorBlock.id).limit(limit)
+        entry_id = col(VisitorBlock.id)
+        query = select(VisitorBlock).where(entry_id > after_id).order_by(entry_id).limit(limit)
         with Session(self.engine) as session:
             return list(session.execute(query).scalars())
 
