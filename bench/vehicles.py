@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datetime import UTC
 
 from gateway.vehicles import Point, TripSettings, detect, filter_points
-from gateway.vehicles.trips import M_PER_DEG
+from gateway.vehicles.fixes import M_PER_DEG
 
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
 HOME = (31.2304, 121.4737)  # the depot (Shanghai)

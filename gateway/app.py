@@ -52,9 +52,9 @@ from gateway.transports.serial_line import SerialLine
 from gateway.transports.zk_http import ZkAdmsHttp
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.service import Uplink
+from gateway.vehicles.fixes import TripSettings
 from gateway.vehicles.fleet import Fleet
 from gateway.vehicles.service import Vehicles
-from gateway.vehicles.trips import TripSettings
 from gateway.visitors.service import DAY_MS, HOUSEKEEPING_S, MINUTE_MS, Visitors
 from gateway.visitors.views import door_rows
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
@@ -94,8 +95,17 @@ def refused() -> Iterator[None]:
         raise HTTPException(exc.status, exc.message) from None
 
 
-def _span(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    return query_time("since", since), query_time("until", until)
+@dataclass(frozen=True)
+class VehicleSpan:
+    """One vehicle's records from `since` to `until` (RFC 3339; either may be absent)."""
+
+    vehicle_id: str
+    start: int | None
+    end: int | None
+
+
+def vehicle_span(vehicle_id: VehicleId, since: Since = None, until: Until = None) -> VehicleSpan:
+    return VehicleSpan(vehicle_id, query_time("since", since), query_time("until", until))
 
 
 @router.post("/vehicles", status_code=201)
@@ -134,32 +144,22 @@ def delete_vehicle(
 
 @router.get("/vehicles/{vehicle_id}/fixes", dependencies=[Depends(read_records)])
 def vehicle_fixes(
-    vehicle_id: VehicleId,
-    p: Page = Depends(page),
-    svc: Services = Depends(services),
-    since: Since = None,
-    until: Until = None,
+    span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Every fix the vehicle's device sent, oldest first, including those the trip filters set aside:
     `valid` and `flags` say why a fix is not used."""
-    start, end = _span(since, until)
     with refused():
-        rows = svc.fleet.fixes(vehicle_id, start, end, p.after_id, p.limit + 1)
+        rows = svc.fleet.fixes(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, shapes.fix)
 
 
 @router.get("/vehicles/{vehicle_id}/trips", dependencies=[Depends(read_records)])
 def vehicle_trips(
-    vehicle_id: VehicleId,
-    p: Page = Depends(page),
-    svc: Services = Depends(services),
-    since: Since = None,
-    until: Until = None,
+    span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Trips, oldest first; `flags` has `no_booking` for a trip no booking covers, `ongoing` while under way."""
-    start, end = _span(since, until)
     with refused():
-        rows = svc.fleet.trips(vehicle_id, start, end, p.after_id, p.limit + 1)
+        rows = svc.fleet.trips(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, shapes.trip)
 
 
@@ -186,12 +186,10 @@ def vehicle_stops(
     dependencies=[Depends(read_records)],
     responses={200: {"content": {"application/gpx+xml": {}}}},
 )
-def vehicle_trips_gpx(
-    vehicle_id: VehicleId, svc: Services = Depends(services), since: Since = None, until: Until = None
-) -> Response:
+def vehicle_trips_gpx(span: VehicleSpan = Depends(vehicle_span), svc: Services = Depends(services)) -> Response:
     with refused():
-        trips, points = svc.fleet.tracks(vehicle_id, *_span(since, until))
-    return Response(export.trips_to_gpx(trips, points, name=vehicle_id), media_type="application/gpx+xml")
+        trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
+    return Response(export.trips_to_gpx(trips, points, name=span.vehicle_id), media_type="application/gpx+xml")
 
 
 @router.get(
@@ -199,11 +197,9 @@ def vehicle_trips_gpx(
     dependencies=[Depends(read_records)],
     responses={200: {"content": {"application/geo+json": {}}}},
 )
-def vehicle_trips_geojson(
-    vehicle_id: VehicleId, svc: Services = Depends(services), since: Since = None, until: Until = None
-) -> Response:
+def vehicle_trips_geojson(span: VehicleSpan = Depends(vehicle_span), svc: Services = Depends(services)) -> Response:
     with refused():
-        trips, points = svc.fleet.tracks(vehicle_id, *_span(since, until))
+        trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
     return Response(export.trips_to_geojson(trips, points), media_type="application/geo+json")
 
 
@@ -218,16 +214,11 @@ def create_booking(
 
 @router.get("/vehicles/{vehicle_id}/bookings", dependencies=[Depends(read_records)])
 def list_bookings(
-    vehicle_id: VehicleId,
-    p: Page = Depends(page),
-    svc: Services = Depends(services),
-    since: Since = None,
-    until: Until = None,
+    span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Bookings with `status`: `used` (a trip overlaps it), `no_trip` (ended without one) or `pending`."""
-    start, end = _span(since, until)
     with refused():
-        rows = svc.fleet.bookings(vehicle_id, start, end, p.after_id, p.limit + 1)
+        rows = svc.fleet.bookings(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, lambda row: booking_view(*row), key=lambda row: row[0].id)
 
 
@@ -248,14 +239,9 @@ def list_geofences(p: Page = Depends(page), svc: Services = Depends(services)) -
 
 @router.get("/vehicles/{vehicle_id}/geofence-events", dependencies=[Depends(read_records)])
 def geofence_events(
-    vehicle_id: VehicleId,
-    p: Page = Depends(page),
-    svc: Services = Depends(services),
-    since: Since = None,
-    until: Until = None,
+    span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Car-park in and out: a fence entered or left once the vehicle stayed on the new side for the dwell time."""
-    start, end = _span(since, until)
     with refused():
-        rows = svc.fleet.geofence_events(vehicle_id, start, end, p.after_id, p.limit + 1)
+        rows = svc.fleet.geofence_events(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, geofence_event_view)

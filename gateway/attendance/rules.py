@@ -16,25 +16,6 @@ from typing import Literal
 
 from .pairing import dedupe, evaluate
 
-__all__ = [
-    "Shift",
-    "Punch",
-    "Leave",
-    "Schedule",
-    "DayRecord",
-    "compute_days",
-    "shift_bounds",
-    "STATUSES",
-    "PRESENT",
-    "LATE",
-    "EARLY_EXIT",
-    "HALF_DAY",
-    "ABSENT",
-    "MISSING_PUNCH",
-    "HOLIDAY",
-    "LEAVE",
-]
-
 PRESENT, LATE, EARLY_EXIT, HALF_DAY = "present", "late", "early_exit", "half_day"
 ABSENT, MISSING_PUNCH, HOLIDAY, LEAVE = "absent", "missing_punch", "holiday", "leave"
 #: Every value DayRecord.status can take.

@@ -19,8 +19,9 @@ from gateway.core.timeutil import now_ms
 from gateway.store.models import Booking, Device, FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.vehicles.bookings import Booking as BookingSpan
 from gateway.vehicles.bookings import match_bookings
+from gateway.vehicles.fixes import Point
 from gateway.vehicles.service import Vehicles, fence_of
-from gateway.vehicles.trips import Point, Stop, Trip, trips_from_fixes
+from gateway.vehicles.trips import Stop, Trip, trips_from_fixes
 from gateway.vehicles.views import booking_view, vehicle_view
 
 GEOFENCE_REDO_MS = 7 * 86_400_000  # a new geofence redoes this much of every vehicle's history

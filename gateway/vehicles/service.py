@@ -23,8 +23,9 @@ from gateway.store.models import Booking as BookingRow
 from gateway.store.models import FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.uplink.outbox import Outbox
 from gateway.vehicles.bookings import Booking, match_bookings
+from gateway.vehicles.fixes import Point, TripSettings, filter_points
 from gateway.vehicles.geofence import CircleFence, PolygonFence, geofence_events
-from gateway.vehicles.trips import Point, Trip, TripSettings, detect, filter_points
+from gateway.vehicles.trips import Trip, detect
 
 log = logging.getLogger(__name__)
 

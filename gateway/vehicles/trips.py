@@ -14,7 +14,6 @@ from itertools import chain
 from gateway.vehicles.fixes import (
     COS_DRIFT_DEG,
     DEFAULT_SETTINGS,
-    FILTER_REASONS,
     M_PER_DEG,
     RAD,
     Point,
@@ -22,21 +21,6 @@ from gateway.vehicles.fixes import (
     filter_points,
     haversine_m,
 )
-
-__all__ = [
-    "DEFAULT_SETTINGS",
-    "FILTER_REASONS",
-    "M_PER_DEG",
-    "Point",
-    "Stop",
-    "Trip",
-    "TripResult",
-    "TripSettings",
-    "detect",
-    "filter_points",
-    "haversine_m",
-    "trips_from_fixes",
-]
 
 # Trip steps beyond ~0.1 deg (11 km) use the haversine; below it the flat step is within 1e-5.
 _FLAT_LIMIT2 = 0.1**2

@@ -12,9 +12,9 @@ from sqlmodel import Session
 
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import AuditEntry, Device, FixRecord
+from gateway.vehicles.fixes import TripSettings
 from gateway.vehicles.fleet import Conflict, Fleet, FleetError, NotFound
 from gateway.vehicles.service import Vehicles
-from gateway.vehicles.trips import TripSettings
 
 T0 = 1_795_827_543_000
 

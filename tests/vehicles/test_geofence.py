@@ -19,7 +19,7 @@ from gateway.vehicles import (
     PolygonFence,
     geofence_events,
 )
-from gateway.vehicles.trips import M_PER_DEG
+from gateway.vehicles.fixes import M_PER_DEG
 
 BASE_LAT, BASE_LON = 31.2304, 121.4737
 T0 = 1_780_000_000_000

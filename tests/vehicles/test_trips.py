@@ -33,7 +33,7 @@ from gateway.vehicles import (
     trips_to_geojson,
     trips_to_gpx,
 )
-from gateway.vehicles.trips import M_PER_DEG
+from gateway.vehicles.fixes import M_PER_DEG
 
 BASE_LAT, BASE_LON = 31.2304, 121.4737
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
