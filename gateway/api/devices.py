@@ -6,16 +6,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_devices, services
-from gateway.auth import audit
 from gateway.core.timeutil import check_zone, iso_utc
 from gateway.devices.families import ProtocolName
 from gateway.management.broker_logins import BrokerAuthError
 from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S
-from gateway.management.provisioning import ConfigProblem, Conflict, NotFound
+from gateway.management.provisioning import ConfigProblem
 from gateway.services import Services
 from gateway.store.models import Command, Device
 
@@ -102,13 +101,9 @@ def shape_command(c: Command) -> dict[str, Any]:
 
 
 def _answer_errors(call: Any, *args: Any) -> Any:
-    """The provisioning service's refusals as HTTP answers."""
+    """The provisioning service's own refusals as HTTP answers (NotFound and Conflict answer by themselves)."""
     try:
         return call(*args)
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
     except ConfigProblem as exc:
         raise HTTPException(422, str(exc)) from None
     except BrokerAuthError as exc:
@@ -124,7 +119,7 @@ def create_device(
 
 
 @router.get("", dependencies=[Depends(read_devices)])
-def list_devices(p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
+def list_devices(p: Page = Depends(page), eng: Engine = Depends(engine)) -> dict[str, Any]:
     query = select(Device).order_by(Device.id).limit(p.limit + 1)
     if p.after is not None:
         query = query.where(col(Device.id) > p.after)
@@ -151,18 +146,8 @@ def open_install_mode(
     device_id: PathId, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Installer action: a new OSDP reader without a key may take its key once, over the default key."""
-    with Session(svc.engine) as session:
-        device = session.get(Device, device_id)
-        if device is None:
-            raise HTTPException(404, f"no device {device_id!r}")
-        if device.protocol != "osdp":
-            raise HTTPException(409, f"install mode is for OSDP readers, not {device.protocol!r} devices")
-        if svc.door_readers is None or not svc.door_readers.install(device_id):
-            raise HTTPException(
-                409, f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)"
-            )
-        audit.record(session, actor.name, "install_mode", "device", device_id)
-        session.commit()
+    install = svc.door_readers.install if svc.door_readers is not None else None
+    _answer_errors(svc.provisioner.open_install_mode, device_id, actor.name, install)
     return {"device_id": device_id, "install": "open", "window_s": 300}
 
 
@@ -203,7 +188,7 @@ def queue_command(
 
 
 @router.get("/{device_id}/commands", dependencies=[Depends(read_devices)])
-def list_commands(device_id: PathId, p: Page = Depends(page), eng: Any = Depends(engine)) -> dict[str, Any]:
+def list_commands(device_id: PathId, p: Page = Depends(page), eng: Engine = Depends(engine)) -> dict[str, Any]:
     command_id = col(Command.id)
     query = select(Command).where(col(Command.device_id) == device_id).order_by(command_id).limit(p.limit + 1)
     if p.after is not None:
@@ -215,7 +200,7 @@ def list_commands(device_id: PathId, p: Page = Depends(page), eng: Any = Depends
 
 @router.get("/{device_id}/commands/{command_id}", dependencies=[Depends(read_devices)])
 def get_command(
-    device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Any = Depends(engine)
+    device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Engine = Depends(engine)
 ) -> dict[str, Any]:
     with Session(eng) as session:
         command = session.get(Command, command_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from gateway.api.deps import (
     Page,
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1")
 @router.get("/attendance/punches", tags=["attendance"], dependencies=[Depends(read_records)])
 def list_punches(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    eng: Engine = Depends(engine),
     person: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     user: Annotated[str | None, Query(max_length=64, description="the id the device knows the person by")] = None,
@@ -53,7 +53,7 @@ def list_punches(
 @router.get("/deadletters", tags=["dead letters"], dependencies=[Depends(read_deadletters)])
 def list_deadletters(
     p: Page = Depends(page),
-    eng: Any = Depends(engine),
+    eng: Engine = Depends(engine),
     reason: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from sqlmodel import Session, col
 from gateway.auth import audit
 from gateway.auth.credentials import hash_secret
 from gateway.auth.secretbox import SecretBox
+from gateway.core.errors import Conflict, NotFound
 from gateway.core.timeutil import now_ms
 from gateway.devices.families import MQTT_PROTOCOLS, family, identity, own_topics
 from gateway.management.broker_logins import BrokerAuth
@@ -50,14 +52,6 @@ def issue(device_id: str, protocol: str, box: SecretBox) -> tuple[dict[str, str]
         code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
         return {"auth_code": code}, None, box.seal(code)
     return {}, None, None
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
 
 
 def snapshot(device: Device) -> dict[str, Any]:
@@ -165,3 +159,15 @@ class Provisioner:
         with Session(self.engine) as session:
             device = self._get(session, device_id)
             return self.box.open(device.secret_enc) if device.secret_enc else None
+
+    def open_install_mode(self, device_id: str, actor: str, install: Callable[[str], bool] | None) -> None:
+        """Installer action: a new OSDP reader without a key may take its key once, over the default key.
+        `install` opens the window on the reader's running line (False: the reader is on none)."""
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            if device.protocol != "osdp":
+                raise Conflict(f"install mode is for OSDP readers, not {device.protocol!r} devices")
+            if install is None or not install(device_id):
+                raise Conflict(f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)")
+            audit.record(session, actor, "install_mode", "device", device_id)
+            session.commit()
