@@ -72,7 +72,7 @@ class MqttTerminal:
         self.client.will_set(self.topic("status"), b"offline", qos=1, retain=True)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.2, 2)
+        self.client.reconnect_delay_set(0.2, 2)  # type: ignore[arg-type]  # paho annotates int; fractions work
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         self.client.on_message = self._on_command

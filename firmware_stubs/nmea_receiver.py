@@ -269,8 +269,10 @@ class NmeaReceiver:
         try:
             if self._fd is not None:
                 written = os.write(self._fd, data)
-            else:
+            elif self._serial is not None:
                 written = self._serial.write(data) or 0
+            else:  # closed meanwhile: nothing goes out
+                written = 0
         except (BlockingIOError, serial.SerialTimeoutException):
             written = 0
         except OSError:

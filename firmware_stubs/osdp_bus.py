@@ -127,8 +127,11 @@ class ReaderBus:
             if self._fd is None and not self._open():
                 self._stop.wait(self.reopen_interval)
                 continue
+            fd = self._fd
+            if fd is None:  # closed meanwhile
+                continue
             try:
-                data = os.read(self._fd, 4096)
+                data = os.read(fd, 4096)
                 if not data:  # a tty whose other end is gone reads as end-of-file
                     self._lost = OSError("end of file: the other end of the line is gone")
             except BlockingIOError:

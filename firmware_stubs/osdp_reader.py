@@ -93,7 +93,7 @@ class SimulatedReader:
         self.name = name or f"reader-{address}"
         self.on_command = on_command
         self._own_bus = not isinstance(port, ReaderBus)
-        self.bus = ReaderBus(port) if self._own_bus else port
+        self.bus: ReaderBus = port if isinstance(port, ReaderBus) else ReaderBus(port)
         self._channel = BusChannel(self.bus)
         self._received: list[ReceivedCommand] = []
         self._cond = threading.Condition()
@@ -117,7 +117,8 @@ class SimulatedReader:
             self.bus.stop()
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
