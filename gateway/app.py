@@ -34,6 +34,7 @@ from gateway.devices.zk_session import AdmsSession
 from gateway.devices.zk_session import Terminal as ZkTerminal
 from gateway.management.broker_logins import BrokerAuth
 from gateway.management.commands import Commands
+from gateway.management.jt808_bindings import Jt808Bindings
 from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
@@ -176,10 +177,11 @@ class Gateway:
                 self.queue,
                 self.registry,
                 self.metrics,
-                auth_code=self._jt808_auth_code,
+                bindings=Jt808Bindings(self.engine, box),
                 heartbeat=self.liveness.heartbeat,
                 accept_bad_checksum=s.jt808.accept_bad_checksum,
                 idle_timeout=s.jt808.idle_timeout_s,
+                allow=s.jt808.allow,
             )
         self.zk_adms = ZkAdmsHttp(
             AdmsSession(self._zk_terminal, ZoneInfo(s.site.timezone), self.pipeline.max_payload, DEAD_RAW_LIMIT),
@@ -235,9 +237,6 @@ class Gateway:
     def _zk_terminal(self, sn: str) -> ZkTerminal | None:
         device = self.registry.by_zk_sn(sn)
         return ZkTerminal(device.id, device.tz) if device is not None else None
-
-    def _jt808_auth_code(self, device_id: str) -> str | None:
-        return self.provisioner.secret(device_id)
 
     def _credential_hash(self, device_id: str) -> str | None:
         with Session(self.engine) as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -178,11 +179,23 @@ class Jt808Settings(Section):
     accept_bad_checksum: bool = True
     # A connection silent this long (no frame, no heartbeat) is closed.
     idle_timeout_s: int = Field(180, ge=10, le=86400)
+    # CIDRs terminals may connect from; a connection from elsewhere is closed unread. Empty = any.
+    allow: list[str] = []
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         return _host_port(value, "jt808.listen") if value else value
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"jt808.allow: {cidr!r} is not an address or CIDR") from None
+        return value
 
 
 class VehiclesSettings(Section):

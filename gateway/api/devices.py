@@ -151,6 +151,15 @@ def open_install_mode(
     return {"device_id": device_id, "install": "open", "window_s": 300}
 
 
+@router.post("/{device_id}/unbind")
+def unbind_device(
+    device_id: PathId, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)
+) -> dict[str, Any]:
+    """Installer action: forget a JT/T 808 terminal's binding or a ZK terminal's pinned address."""
+    forgot = _answer_errors(svc.provisioner.unbind, device_id, actor.name)
+    return {"device_id": device_id, "forgot": forgot or None}
+
+
 @router.patch("/{device_id}")
 def patch_device(
     device_id: PathId, body: DevicePatch, actor: Actor = Depends(manage_devices), svc: Services = Depends(services)

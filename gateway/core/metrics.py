@@ -53,6 +53,9 @@ class Metrics:
         self.jt808_frames = Counter(
             "gateway_jt808_frames", "JT/T 808 frames received, by what was wrong with them", ["problem"], registry=r
         )
+        self.jt808_refused = Counter(
+            "gateway_jt808_refused", "JT/T 808 connections closed unread, by reason", ["reason"], registry=r
+        )
         self.uplink_dropped = Counter(
             "gateway_uplink_dropped", "Records dropped unsent because the backlog was full", ["sink"], registry=r
         )

@@ -41,3 +41,6 @@ class SerialConfig(DeviceConfig):
 
 class Jt808Config(DeviceConfig):
     phone: str = Field(pattern=r"^[1-9][0-9]{0,19}$", description="digits as on the wire, no leading zeros")
+    # What the terminal's 0x0100 must say when set: a phone number alone is no secret.
+    terminal_id: str = Field("", max_length=30, pattern=r"^[\x21-\x7e]*$", description="empty = not checked")
+    plate: str = Field("", max_length=32, description="plate (VIN when unplated); empty = not checked")

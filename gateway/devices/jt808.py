@@ -142,7 +142,7 @@ def unescape(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _xor(data: bytes) -> int:
+def _xor(data: bytes | bytearray) -> int:
     acc = 0
     for byte in data:
         acc ^= byte
@@ -285,17 +285,45 @@ def parse_register(body: bytes, version: int) -> Registration:
     )
 
 
-def parse_auth(body: bytes, version: int) -> str:
-    """0x0102's auth code. 2019 prefixes it with its length (then IMEI and software version)."""
-    body = bytes(body)
-    code = body
+def _code_span(body: bytes, version: int) -> tuple[int, int]:
+    """Where 0x0102's auth code sits in its body. 2019 prefixes it with its length (then IMEI and software
+    version); a 2019 header over a 2013 body has the code alone."""
     if version == 2019 and body and 1 + body[0] <= len(body):
-        code = body[1 : 1 + body[0]]
-    # else: a 2019 header over a 2013 body, which is the code alone
-    code = code.rstrip(b"\x00")
+        return 1, 1 + body[0]
+    return 0, len(body)
+
+
+def parse_auth(body: bytes, version: int) -> str:
+    """0x0102's auth code."""
+    body = bytes(body)
+    start, end = _code_span(body, version)
+    code = body[start:end].rstrip(b"\x00")
     if not code:
         raise DecodeError("bad_body", "empty auth code", body)
     try:
         return code.decode("gbk")
     except UnicodeDecodeError:
         raise DecodeError("bad_body", "auth code is not GBK text", body) from None
+
+
+def redact(content: bytes) -> bytes:
+    """A frame as received (between its delimiters) with any auth code masked, for a dead letter.
+
+    A 0x0102 keeps everything but its code, which becomes `*`s; its checksum is shifted by what the
+    masking changed, so it stays exactly as right or wrong as it was and tells nothing of the code.
+    A 0x0102 that cannot be read keeps only its message id and properties. Other frames are kept whole.
+    """
+    raw = bytes(content)
+    try:
+        frame = parse_frame(raw)
+    except DecodeError:
+        return raw[:4] if raw[:2] == AUTHENTICATE.to_bytes(2, "big") else raw
+    if frame.msg_id != AUTHENTICATE:
+        return raw
+    data = bytearray(unescape(raw))
+    body_at = len(data) - 1 - len(frame.body)
+    start, end = (body_at + at for at in _code_span(frame.body, frame.version))
+    before = _xor(data[start:end])
+    data[start:end] = b"*" * (end - start)
+    data[-1] ^= before ^ _xor(data[start:end])
+    return escape(bytes(data))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import string
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from gateway.auth.secretbox import SecretBox
 from gateway.core.errors import Conflict, NotFound
 from gateway.core.timeutil import now_ms
 from gateway.devices.families import MQTT_PROTOCOLS, family, identity, own_topics
+from gateway.management import jt808_bindings
 from gateway.management.broker_logins import BrokerAuth
 from gateway.management.liveness import Liveness
 from gateway.management.registry import Registry
@@ -49,7 +49,9 @@ def issue(device_id: str, protocol: str, box: SecretBox) -> tuple[dict[str, str]
         scbk = secrets.token_hex(16)
         return {"scbk": scbk}, None, box.seal(scbk)
     if kind == "auth_code":
-        code = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
+        # Sealed only until the terminal's first binding hands it out; then only its hash is kept
+        # (management/jt808_bindings.py). Issued again, it also unbinds the terminal.
+        code = jt808_bindings.new_code()
         return {"auth_code": code}, None, box.seal(code)
     return {}, None, None
 
@@ -171,3 +173,25 @@ class Provisioner:
                 raise Conflict(f"reader {device_id!r} is not on a running OSDP line (restart after adding readers)")
             audit.record(session, actor, "install_mode", "device", device_id)
             session.commit()
+
+    def unbind(self, device_id: str, actor: str) -> str:
+        """Installer action: forget a JT/T 808 terminal's binding (it registers again for a fresh code) or a
+        ZK terminal's pinned address (pinned again at its next push). What was forgotten: "binding" or
+        "address", or "" when there was nothing to forget."""
+        with Session(self.engine) as session:
+            device = self._get(session, device_id)
+            before = snapshot(device)
+            if device.protocol == "jt808":
+                forgot = "binding" if jt808_bindings.forget(device) else ""
+            elif device.protocol == "zk-adms":
+                forgot = "address" if "address" in device.config else ""
+                device.config = {k: v for k, v in device.config.items() if k != "address"}
+                device.updated_at = now_ms()
+            else:
+                raise Conflict(f"a {device.protocol!r} device has no binding to forget")
+            session.add(device)
+            audit.record(session, actor, "unbind", "device", device_id, before, {**snapshot(device), "forgot": forgot})
+            session.commit()
+            session.refresh(device)
+        self.registry.put(device)
+        return forgot

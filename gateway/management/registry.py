@@ -7,8 +7,10 @@ committed change, so a newly provisioned device is recognised at once.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
@@ -25,6 +27,7 @@ class DeviceInfo:
     protocol: str
     site: str
     tz: tzinfo
+    config: Mapping[str, Any] = field(default_factory=dict)  # as registered (no secrets live there)
 
 
 class Registry:
@@ -54,13 +57,16 @@ class Registry:
                     select(col(Vehicle.device_id), col(Vehicle.id)).where(col(Vehicle.device_id).is_not(None))
                 )
             }
-        devices = {row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone) for row in rows}
+        devices = {
+            row.id: self._info(row.id, row.kind, row.protocol, row.site, row.timezone, row.config) for row in rows
+        }
         ids = {(row.protocol, key): row.id for row in rows if (key := wire_key(row.protocol, row.config)) is not None}
         with self._lock:
             self._devices, self._ids, self._vehicles = devices, ids, vehicles
 
-    def _info(self, id: str, kind: str, protocol: str, site: str, timezone: str) -> DeviceInfo:
-        return DeviceInfo(id, kind, protocol, site, ZoneInfo(timezone) if timezone else self._default_tz)
+    def _info(self, id: str, kind: str, protocol: str, site: str, timezone: str, config: Any) -> DeviceInfo:
+        tz = ZoneInfo(timezone) if timezone else self._default_tz
+        return DeviceInfo(id, kind, protocol, site, tz, dict(config or {}))
 
     def get(self, device_id: str) -> DeviceInfo | None:
         return self._devices.get(device_id)
@@ -85,7 +91,7 @@ class Registry:
             self._vehicles = vehicles
 
     def put(self, device: Device) -> None:
-        info = self._info(device.id, device.kind, device.protocol, device.site, device.timezone)
+        info = self._info(device.id, device.kind, device.protocol, device.site, device.timezone, device.config)
         key = wire_key(device.protocol, device.config)
         with self._lock:
             self._devices = {**self._devices, device.id: info}

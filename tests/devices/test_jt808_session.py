@@ -12,14 +12,16 @@ from firmware_stubs.jt808_terminal import Point, auth_body, location_body, regis
 from gateway.core.events import Fix
 from gateway.devices import jt808
 from gateway.devices.jt808_session import (
+    Bind,
+    CheckCode,
     Counted,
     DeadLetter,
     Heartbeat,
-    NeedAuthCode,
     Send,
     Session,
     Store,
     Terminal,
+    Unbind,
 )
 
 PHONE = "13912345678"
@@ -57,17 +59,17 @@ def session(**kwargs: bool) -> Session:
 def authenticated() -> Session:
     s = session()
     s.feed(frame(jt808.AUTHENTICATE, auth_body(2013, CODE)))
-    s.auth_code(CODE)
+    s.checked(True)
     assert s.authenticated
     return s
 
 
-def test_registration_asks_for_the_code_and_answers_with_it() -> None:
+def test_registration_asks_for_a_binding_and_answers_with_its_code() -> None:
     s = session()
     actions = s.feed(frame(jt808.REGISTER, register_body(2013, "T1")))
-    assert actions == [Counted("none"), NeedAuthCode("van-1")]
-    assert s.waiting == NeedAuthCode("van-1")
-    answer = s.auth_code(CODE)
+    assert actions == [Counted("none"), Bind("van-1")]
+    assert s.waiting == Bind("van-1")
+    answer = s.bound(CODE)
     assert [reply(a) for a in answer] == [(jt808.REGISTER_REPLY, 1, jt808.REGISTERED)]
     sent = jt808.parse_frame(answer[0].data.strip(b"\x7e"))  # type: ignore[union-attr]
     assert sent.body[3:].decode() == CODE
@@ -95,14 +97,14 @@ def test_nothing_but_registration_and_authentication_before_authenticating() -> 
     assert not s.closed
 
 
-def test_a_wrong_code_is_refused_and_closes_and_a_missing_one_never_matches() -> None:
-    for stored in ("other", None):
-        s = session()
-        assert s.feed(frame(jt808.AUTHENTICATE, auth_body(2013, CODE)))[-1] == NeedAuthCode("van-1")
-        actions = s.auth_code(stored)
-        assert kinds(actions) == ["DeadLetter", "Send", "Close"]
-        assert isinstance(actions[0], DeadLetter) and actions[0].reason == "not_authorized"
-        assert reply(actions[1])[2] == jt808.FAILED and not s.authenticated and s.closed
+def test_a_wrong_code_is_refused_and_closes() -> None:
+    s = session()
+    asked = s.feed(frame(jt808.AUTHENTICATE, auth_body(2013, CODE)))[-1]
+    assert asked == CheckCode("van-1", CODE) and CODE not in repr(asked)  # the code stays out of logs
+    actions = s.checked(False)
+    assert kinds(actions) == ["DeadLetter", "Send", "Close"]
+    assert isinstance(actions[0], DeadLetter) and actions[0].reason == "not_authorized"
+    assert reply(actions[1])[2] == jt808.FAILED and not s.authenticated and s.closed
 
 
 def test_an_unreadable_auth_body_is_a_bad_message() -> None:
@@ -115,7 +117,7 @@ def test_an_unreadable_auth_body_is_a_bad_message() -> None:
 def test_the_right_code_authenticates_and_counts_as_a_heartbeat() -> None:
     s = session()
     s.feed(frame(jt808.AUTHENTICATE, auth_body(2019, CODE), version=2019))
-    actions = s.auth_code(CODE)
+    actions = s.checked(True)
     assert actions[0] == Heartbeat("van-1") and reply(actions[1]) == (jt808.PLATFORM_REPLY, 1, jt808.OK)
     beat = s.feed(frame(jt808.HEARTBEAT, serial=2))
     assert beat[:2] == [Counted("none"), Heartbeat("van-1")] and reply(beat[2]) == (jt808.PLATFORM_REPLY, 2, jt808.OK)
@@ -124,8 +126,8 @@ def test_the_right_code_authenticates_and_counts_as_a_heartbeat() -> None:
 def test_frames_after_a_question_wait_for_its_answer() -> None:
     s = session()
     actions = s.feed(frame(jt808.AUTHENTICATE, auth_body(2013, CODE)) + frame(jt808.HEARTBEAT, serial=2))
-    assert actions == [Counted("none"), NeedAuthCode("van-1")]  # the heartbeat is not read yet
-    after = s.auth_code(CODE)
+    assert actions == [Counted("none"), CheckCode("van-1", CODE)]  # the heartbeat is not read yet
+    after = s.checked(True)
     assert kinds(after) == ["Heartbeat", "Send", "Counted", "Heartbeat", "Send"]
     assert [reply(a)[1] for a in after if isinstance(a, Send)] == [1, 2]  # the platform's serials, in order
 
@@ -184,7 +186,7 @@ def test_a_bad_checksum_is_flagged_by_default_and_refused_when_the_site_says_so(
 
     strict = Session(TERMINALS.get, accept_bad_checksum=False)
     strict.feed(frame(jt808.AUTHENTICATE, auth_body(2013, CODE)))
-    strict.auth_code(CODE)
+    strict.checked(True)
     actions = strict.feed(raw)
     assert kinds(actions) == ["Counted", "DeadLetter", "Send"]
     assert isinstance(actions[1], DeadLetter) and actions[1].reason == "bad_checksum"
@@ -199,11 +201,12 @@ def test_an_unparseable_frame_is_dead_lettered_and_the_stream_goes_on() -> None:
     assert isinstance(actions[1], DeadLetter) and actions[1].reason == "bad_frame" and actions[1].device_id == "van-1"
 
 
-def test_logout_answers_then_closes_and_unknown_messages_are_unsupported() -> None:
+def test_deregistration_unbinds_answers_then_closes_and_unknown_messages_are_unsupported() -> None:
     s = authenticated()
     assert reply(s.feed(frame(0x0900, b"\x01"))[1])[2] == jt808.UNSUPPORTED
     actions = s.feed(frame(jt808.LOGOUT) + frame(jt808.HEARTBEAT))
-    assert kinds(actions) == ["Counted", "Send", "Close"] and s.closed
+    assert kinds(actions) == ["Counted", "Unbind", "Send", "Close"] and s.closed
+    assert actions[1] == Unbind("van-1")
 
 
 def test_an_answer_nobody_asked_for_is_a_bug() -> None:
@@ -212,4 +215,4 @@ def test_an_answer_nobody_asked_for_is_a_bug() -> None:
         s.stored(True)
     s.feed(location())
     with pytest.raises(RuntimeError):
-        s.auth_code(CODE)
+        s.checked(True)
