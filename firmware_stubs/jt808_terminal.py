@@ -117,12 +117,14 @@ class SimulatedTerminal:
         terminal_id: str = "SIM0001",
         plate: str = "粤B12345",
         reply_timeout: float = 5.0,
+        local_host: str | None = None,
     ) -> None:
         self.host, self.port, self.phone, self.version = host, port, phone, version
         self.auth_code = auth_code
         self.tz = timezone(timedelta(hours=tz_hours))
         self.terminal_id, self.plate = terminal_id, plate
         self.reply_timeout = reply_timeout
+        self.local_host = local_host  # the source address to connect from (another host on loopback)
         self.replies: list[Frame] = []
         self.sent = 0
         self._serial = 0
@@ -134,7 +136,8 @@ class SimulatedTerminal:
     # --- connection -----------------------------------------------------------------------
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        local = (self.local_host, 0) if self.local_host else None
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
         self._deframer = Deframer()
         self._received.clear()
 

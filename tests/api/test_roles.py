@@ -26,6 +26,7 @@ ROLE_TABLE: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/v1/devices/{device_id}"): {INSTALLER},
     ("POST", "/api/v1/devices/{device_id}/credentials/rotate"): {INSTALLER},
     ("POST", "/api/v1/devices/{device_id}/install"): {INSTALLER},
+    ("POST", "/api/v1/devices/{device_id}/unbind"): {INSTALLER},
     ("POST", "/api/v1/devices/{device_id}/commands"): {INSTALLER, OPERATOR},
     ("GET", "/api/v1/devices/{device_id}/commands"): READ_DEVICES,
     ("GET", "/api/v1/devices/{device_id}/commands/{command_id}"): READ_DEVICES,
