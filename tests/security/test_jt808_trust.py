@@ -148,6 +148,9 @@ def test_a_code_replayed_after_a_rebinding_fails(fleet):
 
 def test_a_location_before_authentication_is_refused(fleet):
     gw, port, code = fleet
+    other = "13900000009"  # a second provisioned van, whose code this connection never showed
+    gw.register("gps-van-2", kind="gps", protocol="jt808", config={"phone": other})
+    gw.http.post("/api/v1/vehicles", json={"id": "van-2", "plate": "A2", "device_id": "gps-van-2"}).raise_for_status()
     body = location_body(Point(31.23, 121.47, START), START)
 
     async def scenario() -> tuple[list[int], int]:
@@ -161,7 +164,7 @@ def test_a_location_before_authentication_is_refused(fleet):
         real = van(port, auth_code=code)
         await real.connect()
         assert await real.authenticate() == jt808.OK
-        await real.send_raw(jt808.build_frame(jt808.LOCATION, "13900000009", 50, body))
+        await real.send_raw(jt808.build_frame(jt808.LOCATION, other, 50, body))
         try:
             await real.heartbeat()
             switched = jt808.OK
@@ -173,7 +176,8 @@ def test_a_location_before_authentication_is_refused(fleet):
     results, switched = run(scenario())
     assert results == [jt808.FAILED, jt808.FAILED] and switched == jt808.FAILED
     wait_for(lambda: len(letters(gw, "not_authenticated")) == 2, 10, 0.1, what="both refusals dead-lettered")
-    assert fixes(gw) == []
+    assert fixes(gw) == [] and gw.all_items("/api/v1/vehicles/van-2/fixes") == []
+    assert letters(gw, "not_authorized")  # the other phone on the van's connection
     assert run(drive_once(van(port, auth_code=code))) == jt808.OK
     wait_for(lambda: len(fixes(gw)) == 1, 10, 0.1, what="the van's fix")
     assert_healthy(gw, code)
