@@ -82,8 +82,12 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class _ForDevice:
     device_id: str
+
+
+class Heartbeat(_ForDevice):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +95,12 @@ class Close:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Unbind:
-    device_id: str
+class Unbind(_ForDevice):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Bind:
-    device_id: str
+class Bind(_ForDevice):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

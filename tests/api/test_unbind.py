@@ -16,24 +16,14 @@ from gateway.management.liveness import Liveness
 from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
 from gateway.store.models import AuditEntry, Device
-
-
-class NoBroker:
-    def add_device(self, device_id: str, password: str, topics: tuple[str, ...] = ()) -> None:
-        pass
-
-    def set_password(self, device_id: str, password: str) -> None:
-        pass
-
-    def remove_device(self, device_id: str) -> None:
-        pass
+from gateway.transports.broker_auth import NoBrokerAuth
 
 
 @pytest.fixture
 def services(engine):
     box = SecretBox(b"test key")
     registry = Registry(engine, "Asia/Shanghai")
-    provisioner = Provisioner(engine, registry, Liveness(engine, LivenessSettings(), Metrics()), box, NoBroker())
+    provisioner = Provisioner(engine, registry, Liveness(engine, LivenessSettings(), Metrics()), box, NoBrokerAuth())
     return provisioner, Jt808Bindings(engine, box), engine
 
 
