@@ -335,7 +335,7 @@ async def _run(args: argparse.Namespace) -> int:
     await terminal.connect()
     if terminal.auth_code is None:
         result, code = await terminal.register()
-        print(f"register: result {result}, auth code {code!r}")
+        print(f"register: result {result}, {'auth code received' if code else 'no auth code'}")  # never the code
         if code is None:
             return 1
     print(f"authenticate: result {await terminal.authenticate()}")
