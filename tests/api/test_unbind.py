@@ -7,6 +7,7 @@ import threading
 import pytest
 from sqlmodel import Session, col, select
 
+from gateway.auth.credentials import verify_secret
 from gateway.auth.secretbox import SecretBox
 from gateway.config import LivenessSettings
 from gateway.core.errors import Conflict
@@ -107,3 +108,10 @@ def test_unbind_forgets_a_zk_address_and_refuses_protocols_without_a_binding(ser
     provisioner.create({"id": "att-1", "kind": "attendance", "protocol": "mqtt-json", "config": {}}, "tester")
     with pytest.raises(Conflict):
         provisioner.unbind("att-1", "installer")
+
+
+def test_a_bound_code_is_no_mqtt_password(services):
+    provisioner, bindings, engine = services
+    code = van(provisioner)
+    bindings.bind("van-1", "t")
+    assert not verify_secret(code, stored(engine, "van-1").credential_hash)  # the broker's login check
