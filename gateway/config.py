@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -185,6 +186,42 @@ class Jt808Settings(Section):
         return _host_port(value, "jt808.listen") if value else value
 
 
+class ZkSettings(Section):
+    """ZKTeco ADMS push (/iclock/*)."""
+
+    # Own listener for /iclock/*, so the admin API need not be reachable from the device network;
+    # "" = served on [api] listen.
+    listen: str = ""
+    # Networks terminals may push from (CIDRs); [] = any. Others get 403 before their body is read.
+    allow: list[str] = []
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value, "zk.listen") if value else value
+
+    @field_validator("allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR: {cidr!r}") from None
+        return value
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class DeadLettersSettings(Section):
+    """Rejected input is kept this long and up to this size; the oldest goes first (see /metrics)."""
+
+    retention_days: int = Field(30, ge=1, le=3650)
+    max_mb: int = Field(256, ge=1, le=1_000_000)
+
+
 class VehiclesSettings(Section):
     """How trips are cut from fixes (see docs/vehicles.md)."""
 
@@ -292,6 +329,8 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     api: ApiSettings = ApiSettings()
     jt808: Jt808Settings = Jt808Settings()
+    zk: ZkSettings = ZkSettings()
+    deadletters: DeadLettersSettings = DeadLettersSettings()
     security: SecuritySettings = SecuritySettings()
     access: AccessSettings = AccessSettings()
     visitors: VisitorsSettings = VisitorsSettings()
