@@ -178,3 +178,22 @@ def test_an_unbound_terminal_is_pinned_again_at_its_next_request(gw, zk):
     with attacker(f"http://127.0.0.1:{gw.api_port}") as moved:
         assert moved.get("/iclock/getrequest", params={"SN": SN}).text == "OK"
     assert gw.http.get("/api/v1/devices/zk-1").json()["config"]["address"] == ATTACKER
+
+
+def test_a_wrong_comm_key_is_refused_and_pins_nothing(gw):
+    gw.register("zk-k", protocol="zk-adms", config={"sn": "KEYED0001", "comm_key": "1234"})
+    url = f"http://127.0.0.1:{gw.api_port}"
+    wrong = ZkTerminal(url, "KEYED0001", comm_key="9999", local_address=ATTACKER)
+    right = ZkTerminal(url, "KEYED0001", comm_key="1234")
+    try:
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            wrong.handshake()
+        assert refused.value.response.status_code == 403
+        assert "address" not in gw.http.get("/api/v1/devices/zk-k").json()["config"]
+        assert right.handshake()["GET OPTION FROM"] == "KEYED0001"
+        right.punch(1)
+        assert right.push() == 1
+    finally:
+        wrong.close()
+        right.close()
+    assert [d["reason"] for d in gw.all_items("/api/v1/deadletters", device_id="zk-k")] == ["not_authorized"]
