@@ -64,3 +64,5 @@ class Metrics:
         )
         for kind in ("punch", "access", "fix", "status"):
             self.stored.labels(kind)
+        for why in ("retention", "cap"):
+            self.deadletters_deleted.labels(why)

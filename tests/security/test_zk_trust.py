@@ -135,6 +135,15 @@ def _raw_post(port: int, path: str, declared: int) -> bytes:
         return sock.recv(4096)
 
 
+def push_two(url: str) -> int:
+    terminal = ZkTerminal(url, SN)
+    try:
+        terminal.punch(2)
+        return terminal.push()
+    finally:
+        terminal.close()
+
+
 def test_the_allow_list_refuses_an_address_outside_it(gateway_factory):
     gw = gateway_factory("embedded", extra='[zk]\nallow = ["127.0.0.1/32"]').start()
     gw.register("zk-1", protocol="zk-adms", config={"sn": SN})
@@ -143,12 +152,7 @@ def test_the_allow_list_refuses_an_address_outside_it(gateway_factory):
     with attacker(f"http://127.0.0.1:{gw.api_port}") as evil:
         assert evil.get("/iclock/getrequest", params={"SN": SN}).status_code == 403
     # Nothing pinned by the refused sender: the terminal inside the list is served and pinned.
-    terminal = ZkTerminal(f"http://127.0.0.1:{gw.api_port}", SN)
-    try:
-        terminal.punch(2)
-        assert terminal.push() == 2
-    finally:
-        terminal.close()
+    assert push_two(f"http://127.0.0.1:{gw.api_port}") == 2
     assert gw.http.get("/api/v1/devices/zk-1").json()["config"]["address"] == "127.0.0.1"
     assert gw.all_items("/api/v1/deadletters") == []
 
@@ -159,12 +163,7 @@ def test_on_its_own_listener_iclock_is_not_served_on_the_api_port(gateway_factor
     gw.register("zk-1", protocol="zk-adms", config={"sn": SN})
     api = httpx.get(f"http://127.0.0.1:{gw.api_port}/iclock/getrequest", params={"SN": SN})
     assert api.status_code == 404
-    terminal = ZkTerminal(f"http://127.0.0.1:{port}", SN)
-    try:
-        terminal.punch(2)
-        assert terminal.push() == 2
-    finally:
-        terminal.close()
+    assert push_two(f"http://127.0.0.1:{port}") == 2
     assert len(punches(gw)) == 2
     # The device listener serves only /iclock: no API, no docs.
     assert httpx.get(f"http://127.0.0.1:{port}/api/v1/devices").status_code == 404
