@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.core.timeutil import check_zone
@@ -187,37 +195,19 @@ class Jt808Settings(Section):
 
 
 class ZkSettings(Section):
-    """ZKTeco ADMS push (/iclock/*)."""
-
-    # Own listener for /iclock/*, so the admin API need not be reachable from the device network;
-    # "" = served on [api] listen.
+    # Own listener for /iclock/* (the admin API need not be reachable from the device network); "" = [api] listen.
     listen: str = ""
-    # Networks terminals may push from (CIDRs); [] = any. Others get 403 before their body is read.
-    allow: list[str] = []
+    allow: list[
+        IPvAnyNetwork
+    ] = []  # where terminals may push from; [] = any. Others get 403 before their body is read.
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        return _host_port(value, "zk.listen") if value else value
-
-    @field_validator("allow")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"not a CIDR: {cidr!r}") from None
-        return value
+    _listen = field_validator("listen")(lambda value: _host_port(value, "zk.listen") if value else value)
 
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return ApiSettings(listen=self.listen).host_port()
 
 
-class DeadLettersSettings(Section):
-    """Rejected input is kept this long and up to this size; the oldest goes first (see /metrics)."""
-
+class DeadLettersSettings(Section):  # rejected input: kept this long and this much, oldest deleted first
     retention_days: int = Field(30, ge=1, le=3650)
     max_mb: int = Field(256, ge=1, le=1_000_000)
 

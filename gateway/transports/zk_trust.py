@@ -103,8 +103,8 @@ def _text(value: object) -> str | None:
 class AllowList:
     """The networks terminals may push from; empty = any."""
 
-    def __init__(self, cidrs: Sequence[str]) -> None:
-        self.networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    def __init__(self, cidrs: Sequence[object]) -> None:
+        self.networks = [ipaddress.ip_network(str(c), strict=False) for c in cidrs]
 
     def allows(self, host: str | None) -> bool:
         if not self.networks:
