@@ -50,8 +50,11 @@ class ZkTerminal:
         lose_replies: int = 0,
         answer_commands: bool = True,
         timeout: float = 40.0,
+        comm_key: str | None = None,
+        local_address: str | None = None,
     ) -> None:
         self.sn = sn
+        self.comm_key = comm_key  # sent as pushcommkey on the handshake, as firmware set with one does
         self.tz = tz
         self.pins = pins or [str(1000 + i) for i in range(50)]
         self.pushver = pushver  # None: old firmware (no pushver on the handshake)
@@ -60,7 +63,9 @@ class ZkTerminal:
         self.max_attempts = max_attempts
         self.lose_replies = lose_replies  # the next N OK answers are "lost": the batch is sent again
         self.answer_commands = answer_commands
-        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        # local_address: the source address to send from (a terminal is bound to the address it first used)
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport)
         self.options: dict[str, str] = {}
         self.pending: list[str] = []  # punch lines the server has not acknowledged
         self.stamp = itertools.count(1)
@@ -77,6 +82,8 @@ class ZkTerminal:
         params = {"SN": self.sn, "options": "all"}
         if self.pushver is not None:
             params["pushver"] = self.pushver
+        if self.comm_key is not None:
+            params["pushcommkey"] = self.comm_key
         response = self.http.get("/iclock/cdata", params=params)
         response.raise_for_status()
         self.options = zk_adms.parse_options(response.text)

@@ -7,7 +7,6 @@ import contextlib
 import hmac
 import logging
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,17 +39,18 @@ from gateway.management.provisioning import Provisioner
 from gateway.management.registry import Registry
 from gateway.people.index import PeopleIndex
 from gateway.people.service import People
-from gateway.pipeline import IngestQueue, Pipeline
-from gateway.pipeline.batch import DEAD_RAW_LIMIT
+from gateway.pipeline import IngestQueue, Pipeline, deadletters
 from gateway.services import Services
 from gateway.store.db import make_engine, upgrade
 from gateway.store.models import Device
+from gateway.transports import http_listener
 from gateway.transports.broker_auth import CONTROL, DynsecAuth, EmbeddedAuth, NoBrokerAuth
 from gateway.transports.embedded_broker import EmbeddedBroker
 from gateway.transports.jt808_server import Jt808Server
 from gateway.transports.mqtt import MqttTransport
 from gateway.transports.serial_line import SerialLine
 from gateway.transports.zk_http import ZkAdmsHttp
+from gateway.transports.zk_trust import AllowList, ZkBindings
 from gateway.uplink.outbox import Outbox
 from gateway.uplink.service import Uplink
 from gateway.vehicles.fixes import TripSettings
@@ -73,13 +73,6 @@ def build_app(services: Services) -> FastAPI:
     app = create_app(services)
     app.include_router(dashboard_router)
     return app
-
-
-class _ApiServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The gateway owns SIGINT/SIGTERM and stops the API itself, in order.
-        yield
 
 
 @dataclass
@@ -184,10 +177,12 @@ class Gateway:
                 allow=s.jt808.allow,
             )
         self.zk_adms = ZkAdmsHttp(
-            AdmsSession(self._zk_terminal, ZoneInfo(s.site.timezone), self.pipeline.max_payload, DEAD_RAW_LIMIT),
+            AdmsSession(self._zk_terminal, ZoneInfo(s.site.timezone), self.pipeline.max_payload),
             self.queue,
             self.liveness.heartbeat,
             self.commands,
+            ZkBindings(self.engine),
+            AllowList(s.zk.allow),
         )
         self.provisioner = Provisioner(self.engine, self.registry, self.liveness, box, broker_auth)
         self.pipeline.outbox = self.outbox
@@ -195,8 +190,7 @@ class Gateway:
         publish_north = self.broker.publish if self.broker is not None else self._publish_north
         self.uplink = Uplink(self.engine, s, self.metrics, self.outbox, self.queue, publish_north)
         self.pipeline.on_commit.append(self.uplink.on_commit)
-        self._api: _ApiServer | None = None
-        self._api_task: asyncio.Task[Any] | None = None
+        self._listeners: list[tuple[http_listener.Listener, asyncio.Task[Any]]] = []  # ZK ADMS's (if apart), API
         self._tasks: list[asyncio.Task[Any]] = []
         self.stopped = asyncio.Event()
 
@@ -288,29 +282,24 @@ class Gateway:
             asyncio.create_task(_every(0.5, self.commands.expire, "command expiry")),
             asyncio.create_task(_every(HOUSEKEEPING_S, self.visitors.housekeeping, "visitor housekeeping")),
             asyncio.create_task(_every(TRIPS_EVERY_S, self.vehicles.recompute_dirty, "trip recomputation")),
+            asyncio.create_task(_every(deadletters.EVERY_S, self._prune_dead_letters, "dead-letter housekeeping")),
         ]
         if self.door_readers is not None:
             self._tasks.append(asyncio.create_task(_every(5.0, self.door_readers.heartbeat, "reader heartbeat")))
-        host, port = s.api.host_port()
         app = build_app(self)
-        app.include_router(self.zk_adms.router)  # ZK ADMS terminals: no bearer token, identified by SN
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-        )
-        self._api = _ApiServer(config)
-        self._api_task = asyncio.create_task(self._api.serve())
-        while not self._api.started:
-            if self._api_task.done():
-                self._api_task.result()  # raises why it could not start
-                raise RuntimeError(f"the API could not listen on {s.api.listen}")
-            await asyncio.sleep(0.02)
+        if s.zk.listen:  # ZK ADMS terminals on their own listener: the device network need not reach the API
+            zk_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+            zk_app.include_router(self.zk_adms.router)
+            self._listeners.append(await http_listener.serve(_http(zk_app, *s.zk.host_port()), s.zk.listen))
+            log.info("ZK ADMS (/iclock) on http://%s", s.zk.listen)
+        else:
+            app.include_router(self.zk_adms.router)  # ZK ADMS terminals: no bearer token, identified by SN
+        self._listeners.append(await http_listener.serve(_http(app, *s.api.host_port()), s.api.listen))
         log.info("gateway ready: API on http://%s", s.api.listen)
+
+    def _prune_dead_letters(self) -> None:
+        d = self.settings.deadletters
+        deadletters.prune(self.engine, self.metrics, d.retention_days, d.max_mb * 1024 * 1024)
 
     async def stop(self) -> None:
         """Stop intake, commit and acknowledge what is queued, then close everything."""
@@ -333,11 +322,7 @@ class Gateway:
         if self.broker is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.broker.stop(), 1.0)
-        if self._api is not None:
-            self._api.should_exit = True
-            if self._api_task is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._api_task, 1.0)
+        await http_listener.stop(self._listeners, 1.0)
         self.engine.dispose()
         self.stopped.set()
 
@@ -369,6 +354,12 @@ def _start_door_lines(lines: list[SerialLineSettings], readers: DoorReaders) -> 
         readers.attach(
             line.port, OsdpLine(line.port, keys[line.port], baudrate=line.baudrate, on_event=on_event).start()
         )
+
+
+def _http(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan="off", log_level="warning", access_log=False, server_header=False
+    )
 
 
 async def _every(interval: float, job: Any, what: str) -> None:

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.core.timeutil import check_zone
@@ -198,6 +207,24 @@ class Jt808Settings(Section):
         return value
 
 
+class ZkSettings(Section):
+    # Own listener for /iclock/* (the admin API need not be reachable from the device network); "" = [api] listen.
+    listen: str = ""
+    allow: list[
+        IPvAnyNetwork
+    ] = []  # where terminals may push from; [] = any. Others get 403 before their body is read.
+
+    _listen = field_validator("listen")(lambda value: _host_port(value, "zk.listen") if value else value)
+
+    def host_port(self) -> tuple[str, int]:
+        return ApiSettings(listen=self.listen).host_port()
+
+
+class DeadLettersSettings(Section):  # rejected input: kept this long and this much, oldest deleted first
+    retention_days: int = Field(30, ge=1, le=3650)
+    max_mb: int = Field(256, ge=1, le=1_000_000)
+
+
 class VehiclesSettings(Section):
     """How trips are cut from fixes (see docs/vehicles.md)."""
 
@@ -305,6 +332,8 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     api: ApiSettings = ApiSettings()
     jt808: Jt808Settings = Jt808Settings()
+    zk: ZkSettings = ZkSettings()
+    deadletters: DeadLettersSettings = DeadLettersSettings()
     security: SecuritySettings = SecuritySettings()
     access: AccessSettings = AccessSettings()
     visitors: VisitorsSettings = VisitorsSettings()

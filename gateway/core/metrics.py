@@ -14,6 +14,12 @@ class Metrics:
         self.stored = Counter("gateway_records_stored", "Records committed, by kind", ["kind"], registry=r)
         self.duplicates = Counter("gateway_duplicates", "Records already stored (resends)", registry=r)
         self.deadletters = Counter("gateway_deadletters", "Inputs dead-lettered, by reason", ["reason"], registry=r)
+        self.deadletters_deleted = Counter(
+            "gateway_deadletters_deleted",
+            "Dead letters deleted: past retention or over the size cap",
+            ["why"],
+            registry=r,
+        )
         self.commit_seconds = Histogram(
             "gateway_batch_commit_seconds",
             "Time to write and commit one batch",
@@ -61,3 +67,5 @@ class Metrics:
         )
         for kind in ("punch", "access", "fix", "status"):
             self.stored.labels(kind)
+        for why in ("retention", "cap"):
+            self.deadletters_deleted.labels(why)

@@ -56,7 +56,8 @@ async def run_demo(settings: Settings, seconds: float | None, rate: float) -> No
             )
             terminals.append(await asyncio.to_thread(terminal.start))
         await asyncio.to_thread(register, gateway, ZK_TERMINAL[0], "zk-adms", {"sn": ZK_TERMINAL[1]})
-        zk = ZkTerminal(url, ZK_TERMINAL[1], pins=[str(1000 + i) for i in range(PEOPLE)], timeout=5)
+        zk_url = f"http://{settings.zk.listen}" if settings.zk.listen else url  # where /iclock is served
+        zk = ZkTerminal(zk_url, ZK_TERMINAL[1], pins=[str(1000 + i) for i in range(PEOPLE)], timeout=5)
         await asyncio.to_thread(zk.handshake)
         threading.Thread(target=drive_terminals, args=(terminals, zk, rate, stop), daemon=True).start()
         await asyncio.to_thread(doors.start, gateway, reader_keys)

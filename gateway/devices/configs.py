@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 
 class DeviceConfig(BaseModel):
@@ -22,6 +23,20 @@ class OwnTracksConfig(DeviceConfig):
 
 class ZkAdmsConfig(DeviceConfig):
     sn: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    # The address the terminal pushes from: pinned at its first request unless set here; requests
+    # from any other address are refused. Unbinding removes it (pinned again at the next request).
+    address: str | None = Field(None, description="IPv4 or IPv6 address")
+    # The terminal's comm key, checked when it sends `pushcommkey` on its handshake.
+    comm_key: str | None = Field(None, min_length=1, max_length=64)
+
+    @field_validator("address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        return str(ipaddress.ip_address(value)) if value is not None else None
+
+    @model_serializer(mode="wrap")
+    def _given_keys_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}  # no "address": null before a pin
 
 
 class OsdpConfig(DeviceConfig):

@@ -1,6 +1,9 @@
-"""ZKTeco ADMS ("iclock") terminals over HTTP: the routes under /iclock, served on the API listener.
+"""ZKTeco ADMS ("iclock") terminals over HTTP: the routes under /iclock, on the API listener or on
+their own (`[zk] listen`).
 
-No bearer token (terminals cannot send one). Each route only reads the
+No bearer token (terminals cannot send one). A sender outside `[zk] allow` is
+answered 403 before its body is read; a body over the route's limit is refused
+on its Content-Length, or cut off where it passes the limit. Each route only reads the
 request, runs the sans-IO conversation of gateway.devices.zk_session, carries
 out its actions (heartbeats and command bookkeeping in worker threads, inputs
 through the store writer) and writes its answer. What each request means is
@@ -18,17 +21,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from gateway.devices import zk_adms
 from gateway.devices.zk_session import (
     AdmsSession,
+    Alert,
     Answer,
+    Binding,
     Conversation,
     FinishCommands,
     Heartbeat,
+    Pin,
     QueuedCommand,
     Refuse,
     SentCommands,
@@ -37,6 +43,7 @@ from gateway.devices.zk_session import (
 )
 from gateway.management.commands import Commands
 from gateway.pipeline.queue import Inbound, IngestQueue, LoopAcker, submit
+from gateway.transports.zk_trust import AllowList, ZkBindings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ SN = Annotated[str, Query(alias="SN", min_length=1, max_length=64, description="
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": _Error, "description": "malformed serial number"},
+    403: {"model": _Error, "description": "sender not allowed, or not the address or key the terminal is bound to"},
     413: {"model": _Error, "description": "body too large"},
     422: {"model": _Error, "description": "invalid request"},
     503: {"model": _Error, "description": "not stored in time; the terminal resends"},
@@ -64,17 +72,29 @@ class ZkAdmsHttp:
     """`router` holds the routes; `heartbeat(device_id)` is blocking (run in a thread)."""
 
     def __init__(
-        self, session: AdmsSession, queue: IngestQueue, heartbeat: Callable[[str], object], commands: Commands
+        self,
+        session: AdmsSession,
+        queue: IngestQueue,
+        heartbeat: Callable[[str], object],
+        commands: Commands,
+        bindings: ZkBindings,
+        allow: AllowList | None = None,
     ) -> None:
         self.session = session
         self.queue = queue
         self.heartbeat = heartbeat
         self.commands = commands
+        self.bindings = bindings
+        self.allow = allow or AllowList([])
         self._acker: LoopAcker | None = None
         # Not in /openapi.json: it documents the bearer-token API, whose every operation has a role
         # (tests/test_roles.py checks that). The device protocol is documented in zk_session and CONTRACT.md.
         self.router = router = APIRouter(
-            prefix="/iclock", tags=["zk-adms"], responses=RESPONSES, include_in_schema=False
+            prefix="/iclock",
+            tags=["zk-adms"],
+            responses=RESPONSES,
+            include_in_schema=False,
+            dependencies=[Depends(self._allowed)],  # before any body is read
         )
         router.add_api_route("/cdata", self.handshake, methods=["GET"], response_model=None, responses={200: TEXT})
         router.add_api_route(
@@ -92,14 +112,22 @@ class ZkAdmsHttp:
             openapi_extra=TEXT_BODY,
         )
 
+    def _allowed(self, request: Request) -> None:
+        if not self.allow.allows(_host(request)):
+            raise HTTPException(403, "this address may not push to the gateway ([zk] allow)")
+
     async def handshake(
         self,
+        request: Request,
         sn: SN,
         pushver: Annotated[str | None, Query(max_length=32, description="present on newer firmware")] = None,
         options: Annotated[str | None, Query(max_length=32)] = None,
+        pushcommkey: Annotated[str | None, Query(max_length=64, description="sent when a comm key is set")] = None,
     ) -> PlainTextResponse:
         """The handshake: the options the terminal is to work with."""
-        return await self._run(self.session.handshake(sn, pushver is not None, datetime.now(UTC)), "")
+        now = datetime.now(UTC)
+        conversation = self.session.handshake(sn, pushver is not None, now, _host(request), pushcommkey)
+        return await self._run(conversation, _sender(request, sn))
 
     async def cdata(
         self,
@@ -112,16 +140,16 @@ class ZkAdmsHttp:
         body = await _body(request, MAX_BODY)
         if zk_adms.channel_for_table(table) is None:
             log.debug("iclock: %s sent table %r (%d bytes): not stored", sn, table[:32], len(body))
-        return await self._run(self.session.cdata(sn, table, body), _sender(request, sn))
+        return await self._run(self.session.cdata(sn, table, body, _host(request)), _sender(request, sn))
 
-    async def getrequest(self, sn: SN) -> PlainTextResponse:
+    async def getrequest(self, request: Request, sn: SN) -> PlainTextResponse:
         """The terminal's poll: its queued commands (now sent), or OK."""
-        return await self._run(self.session.getrequest(sn), "")
+        return await self._run(self.session.getrequest(sn, _host(request)), _sender(request, sn))
 
     async def devicecmd(self, request: Request, sn: SN) -> PlainTextResponse:
         """Command results: each finishes the command it names."""
         body = await _body(request, MAX_DEVICECMD_BODY)
-        return await self._run(self.session.devicecmd(sn, body), _sender(request, sn))
+        return await self._run(self.session.devicecmd(sn, body, _host(request)), _sender(request, sn))
 
     async def _run(self, conversation: Conversation, sender: str) -> PlainTextResponse:
         for action in conversation:
@@ -131,6 +159,12 @@ class ZkAdmsHttp:
                 raise HTTPException(action.status, action.detail)
             if isinstance(action, Heartbeat):
                 await asyncio.to_thread(self.heartbeat, action.device_id)
+            elif isinstance(action, Binding):
+                action.address, action.comm_key = await asyncio.to_thread(self.bindings.binding, action.device_id)
+            elif isinstance(action, Pin):
+                action.pinned = await asyncio.to_thread(self.bindings.pin, action.device_id, action.address)
+            elif isinstance(action, Alert):
+                await asyncio.to_thread(self.bindings.alert, action.device_id, action.reason, action.detail)
             elif isinstance(action, Store):
                 action.accepted = await self._store(action, sender)
             elif isinstance(action, TakeCommands):
@@ -183,12 +217,19 @@ class ZkAdmsHttp:
         return [item.accepted for item in items]
 
 
+def _host(request: Request) -> str:
+    return request.client.host if request.client is not None else "?"
+
+
 def _sender(request: Request, sn: str) -> str:
-    host = request.client.host if request.client is not None else "?"
-    return f"SN {sn} at {host}"
+    return f"SN {sn} at {_host(request)}"
 
 
 async def _body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) on its declared length before reading, or where it passes `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
