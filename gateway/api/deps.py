@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from gateway.auth.identity import Actor, authenticate
+from gateway.auth.throttle import throttle_of
 from gateway.core.timeutil import parse_query_time
 from gateway.services import Services
 
@@ -30,11 +31,24 @@ def engine(request: Request) -> Engine:
 def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    known = getattr(request.state, "actor", None)  # already checked before the body was read
+    if isinstance(known, Actor):
+        return known
+    throttle, address = throttle_of(request.app.state), client_address(request)
+    if wait := throttle.retry_after(address):
+        raise HTTPException(429, "too many wrong tokens from this address", headers={"Retry-After": str(wait)})
     svc = services(request)
     actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), credentials.credentials)
     if actor is None:
+        throttle.failed(address)
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(address)
+    request.state.actor = actor
     return actor
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 def allow(*roles: str) -> Callable[..., Actor]:
@@ -67,9 +81,14 @@ class Page:
         """For tables paged by their numeric row id."""
         if self.after is None:
             return 0
-        if not self.after.isdigit():
+        if not is_row_id(self.after):
             raise HTTPException(422, "cursor: not a cursor this API gave out")
         return int(self.after)
+
+
+def is_row_id(text: str) -> bool:
+    """Plain ASCII digits that fit a 64-bit column (a cursor of 10**24 is not a row id)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def page(
@@ -85,9 +104,12 @@ def encode_cursor(last: object) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise HTTPException(422, "cursor: not a cursor this API gave out") from None
+        text = ""
+    if not text or not text.isprintable():
+        raise HTTPException(422, "cursor: not a cursor this API gave out")
+    return text
 
 
 def paginated(

@@ -49,7 +49,7 @@ class Tokens:
         query = select(ApiToken).order_by(created_at, token_id).limit(limit)
         if after is not None:
             created, _, last_id = after.partition(":")
-            if not created.isdigit():
+            if not (created.isascii() and created.isdigit() and len(created) <= 18):
                 raise Invalid("cursor: not a cursor this API gave out")
             query = query.where(or_(created_at > int(created), (created_at == int(created)) & (token_id > last_id)))
         with Session(self.engine) as session:
