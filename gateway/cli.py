@@ -48,8 +48,15 @@ def _logging() -> None:
 def run(config: ConfigOpt = None) -> None:
     """Run the gateway service until SIGTERM or Ctrl-C."""
     settings = _settings(config)
-    if not settings.api.admin_token.get_secret_value():
+    admin_token = settings.api.admin_token.get_secret_value()
+    if not admin_token:
         _fail(2, "config api.admin_token: must be set for `gateway run` (or GATEWAY_API__ADMIN_TOKEN)")
+    if len(admin_token) < config_mod.MIN_ADMIN_TOKEN_CHARS:
+        _fail(
+            2,
+            f"config api.admin_token: too short ({len(admin_token)} characters); `gateway run` needs at least "
+            f"{config_mod.MIN_ADMIN_TOKEN_CHARS} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        )
     _logging()
     from gateway.app import Gateway, run_loop
 

@@ -119,6 +119,9 @@ class MqttSettings(Section):
         return parts.hostname or "localhost", parts.port or (8883 if tls else 1883), tls
 
 
+MIN_ADMIN_TOKEN_CHARS = 24  # `gateway run` refuses a shorter bootstrap token (the demo makes a longer one)
+
+
 class ApiSettings(Section):
     listen: str = "127.0.0.1:8080"
     admin_token: SecretStr = SecretStr("")
