@@ -8,12 +8,16 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from gateway import config as config_mod
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Office hardware gateway.")
+# Locals in a traceback could hold a secret (a database URL, a token): never shown.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Office hardware gateway.", pretty_exceptions_show_locals=False
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
 attendance_app = typer.Typer(no_args_is_help=True, help="Attendance records.")
@@ -99,15 +103,31 @@ def _run_or_explain(run_loop, main) -> None:
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply schema migrations (also done at every start)."""
     settings = _settings(config)
-    from sqlalchemy.exc import SQLAlchemyError
+    _open_store(settings)
+    typer.echo("database schema is up to date")
+
+
+def _open_store(settings: config_mod.Settings):  # -> Engine, imported lazily
+    """The migrated store, or a clear message (the URL's password masked) and exit 1 or 2."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from gateway.store.db import make_engine, upgrade
 
+    url = settings.database.url.get_secret_value()
+    password = urlsplit(url).password if "://" in url else None
+
+    def hidden(text: object) -> str:
+        text = config_mod.mask_url(url).join(str(text).split(url))
+        return text.replace(password, config_mod.MASK) if password else text
+
     try:
-        upgrade(make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous))
+        engine = make_engine(url, settings.database.sqlite_synchronous)
+        upgrade(engine)
+        return engine
+    except (ArgumentError, ImportError) as exc:
+        _fail(2, f"config database.url: {hidden(exc)} (in {config_mod.mask_url(url)})")
     except SQLAlchemyError as exc:
-        _fail(1, f"database: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}")
-    typer.echo("database schema is up to date")
+        _fail(1, f"database: {exc.__class__.__name__}: {hidden(getattr(exc, 'orig', exc))}")
 
 
 @config_app.command("check")
@@ -153,10 +173,8 @@ def attendance_report(
 
     from gateway.attendance import report
     from gateway.attendance.store import daily_records, record_dict
-    from gateway.store.db import make_engine, upgrade
 
-    engine = make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous)
-    upgrade(engine)
+    engine = _open_store(settings)
     records, people = daily_records(engine, settings.site.timezone, start, end, person)
     items = [record_dict(r, people, ZoneInfo(settings.site.timezone)) for r in records]
     if format == "xlsx":
