@@ -261,3 +261,27 @@ def test_bodies_are_refused_before_they_are_read(api: Api) -> None:
         == 201
     )
     assert api.healthy()
+
+
+def test_the_upgrade_renames_tokens_that_share_a_name(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from gateway.store.db import alembic_config, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    command.upgrade(alembic_config(engine), "0008")
+    with engine.begin() as conn:
+        for n, token_id in enumerate(("b2", "a1", "c3")):
+            conn.execute(
+                text(
+                    "INSERT INTO api_token (id, name, role, token_hash, created_at, created_by)"
+                    " VALUES (:id, 'ops', 'operator', :hash, :at, 'bootstrap-admin')"
+                ),
+                {"id": token_id, "hash": token_id * 32, "at": 1000 + n},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        names = dict(conn.execute(text("SELECT id, name FROM api_token")).all())
+    assert names == {"b2": "ops", "a1": "ops~a1", "c3": "ops~c3"}
+    engine.dispose()
