@@ -39,7 +39,7 @@ class Tokens:
         """The new token's view with the token itself, shown this once."""
         row, token = tokens.new(name, role, actor[:100])
         with Session(self.engine) as session:
-            taken = session.execute(select(ApiToken.id).where(col(ApiToken.name) == name)).first()
+            taken = session.execute(select(col(ApiToken.id)).where(col(ApiToken.name) == name)).first()
             if taken is not None:  # the audit log tells tokens apart by name (a unique index backs this)
                 raise Conflict(f"a token named {name!r} exists already (revoked tokens keep their names)")
             audit.record(session, actor, "create", "token", row.id, None, token_view(row))
