@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
 PEOPLE_REFRESH_WAIT_S = 2.0
+API_MAX_CONNECTIONS = 200
+API_MAX_HEADER_BYTES = 16 * 1024
 
 
 def build_app(services: Services) -> FastAPI:
@@ -303,6 +305,9 @@ class Gateway:
             log_level="warning",
             access_log=False,
             server_header=False,
+            limit_concurrency=API_MAX_CONNECTIONS,  # beyond this, 503 instead of more memory
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=API_MAX_HEADER_BYTES,
         )
         self._api = _ApiServer(config)
         self._api_task = asyncio.create_task(self._api.serve())

@@ -29,21 +29,27 @@ def engine(request: Request) -> Engine:
 
 
 def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     known = getattr(request.state, "actor", None)  # already checked before the body was read
     if isinstance(known, Actor):
         return known
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    actor = check_token(request, credentials.credentials)
+    request.state.actor = actor
+    return actor
+
+
+def check_token(request: Request, presented: str) -> Actor:
+    """The actor of a presented token; 401 if it is wrong, 429 while its address has tried too many."""
     throttle, address = throttle_of(request.app.state), client_address(request)
     if wait := throttle.retry_after(address):
         raise HTTPException(429, "too many wrong tokens from this address", headers={"Retry-After": str(wait)})
     svc = services(request)
-    actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), credentials.credentials)
+    actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), presented)
     if actor is None:
         throttle.failed(address)
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     throttle.succeeded(address)
-    request.state.actor = actor
     return actor
 
 

@@ -285,3 +285,15 @@ def test_the_upgrade_renames_tokens_that_share_a_name(tmp_path: Path) -> None:
         names = dict(conn.execute(text("SELECT id, name FROM api_token")).all())
     assert names == {"b2": "ops", "a1": "ops~a1", "c3": "ops~c3"}
     engine.dispose()
+
+
+def test_the_gateway_refuses_oversized_headers_and_bodies_and_stays_healthy(gateway) -> None:
+    port = gateway.api_port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/devices HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 64 * 1024 + b"\r\n\r\n")
+        first = sock.recv(65536).split(b"\r\n", 1)[0]
+    assert first == b"" or b" 4" in first  # refused or closed, never served
+    status = _raw_post(port, "/api/v1/devices", {"Content-Length": str(100 * 2**20)}, b"{")
+    assert b" 401 " in status
+    assert gateway.http.get("/api/v1/devices").json()["items"] == []
+    assert gateway.http.get("/healthz").status_code == 200
