@@ -297,3 +297,48 @@ def test_the_gateway_refuses_oversized_headers_and_bodies_and_stays_healthy(gate
     assert b" 401 " in status
     assert gateway.http.get("/api/v1/devices").json()["items"] == []
     assert gateway.http.get("/healthz").status_code == 200
+
+
+# -- commands: audited, secrets masked below admin, privilege raises for admins only ---------------
+
+SECRET_USER = {"pin": "7", "name": "Bo", "password": "80417", "card": "99887766"}
+
+
+def test_commands_are_audited_masked_and_privilege_is_for_admins(api: Api) -> None:
+    admin = api.client()
+    body = {"id": "zk-1", "kind": "attendance", "protocol": "zk-adms", "config": {"sn": "ZKSN0001"}}
+    assert admin.post("/api/v1/devices", json=body).status_code == 201
+    tokens = {
+        role: admin.post("/api/v1/tokens", json={"name": f"t-{role}", "role": role}).json()["token"]
+        for role in ("installer", "operator", "auditor")
+    }
+    installer = api.client(tokens["installer"])
+    for privilege in ("14", 14, "6", "2"):
+        refused = installer.post(
+            "/api/v1/devices/zk-1/commands", json={"name": "sync_user", "args": {**SECRET_USER, "privilege": privilege}}
+        )
+        assert refused.status_code == 403, refused.text
+    assert admin.get("/api/v1/devices/zk-1/commands").json()["items"] == []
+    plain = installer.post("/api/v1/devices/zk-1/commands", json={"name": "sync_user", "args": SECRET_USER})
+    assert plain.status_code == 202 and plain.json()["args"]["password"] == "***"
+    raised = admin.post(
+        "/api/v1/devices/zk-1/commands", json={"name": "sync_user", "args": {**SECRET_USER, "privilege": "14"}}
+    )
+    assert raised.status_code == 202 and raised.json()["args"]["password"] == "80417"
+    # the audit log has both, secrets masked
+    entries = [e for e in admin.get("/api/v1/audit").json()["items"] if e["target_type"] == "command"]
+    assert {e["target_id"] for e in entries} == {plain.json()["id"], raised.json()["id"]}
+    assert {e["actor"] for e in entries} == {"token:t-installer", "bootstrap-admin"}
+    text = json.dumps(entries)
+    assert "80417" not in text and "99887766" not in text and '"privilege": "14"' in text
+    # views below admin mask the same secrets; admins see them
+    for role in ("installer", "operator", "auditor"):
+        viewer = api.client(tokens[role])
+        listed = viewer.get("/api/v1/devices/zk-1/commands").json()["items"]
+        one = viewer.get(f"/api/v1/devices/zk-1/commands/{raised.json()['id']}").json()
+        assert "80417" not in json.dumps(listed) + json.dumps(one) and "99887766" not in json.dumps(one)
+    assert admin.get(f"/api/v1/devices/zk-1/commands/{raised.json()['id']}").json()["args"]["card"] == "99887766"
+    page = api.client(None, OTHER_HOST)
+    assert page.post("/login", data={"token": tokens["auditor"]}).status_code == 303
+    html = page.get("/dashboard/devices/zk-1").text
+    assert "zk-1" in html and "80417" not in html and "99887766" not in html
