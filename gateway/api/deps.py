@@ -80,16 +80,23 @@ admin_only = allow()
 @dataclass
 class Page:
     limit: int
-    after: str | None  # the sort key of the last item the caller has seen
+    cursor: str | None
+
+    @property
+    def after(self) -> str | None:
+        """The sort key of the last item the caller has seen. Decoded when the route reads it, so
+        a caller without a token hears 401 before anything about its cursor."""
+        return decode_cursor(self.cursor) if self.cursor else None
 
     @property
     def after_id(self) -> int:
         """For tables paged by their numeric row id."""
-        if self.after is None:
+        after = self.after
+        if after is None:
             return 0
-        if not is_row_id(self.after):
+        if not is_row_id(after):
             raise HTTPException(422, "cursor: not a cursor this API gave out")
-        return int(self.after)
+        return int(after)
 
 
 def is_row_id(text: str) -> bool:
@@ -101,7 +108,7 @@ def page(
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="`next` from the previous page")] = None,
 ) -> Page:
-    return Page(limit, decode_cursor(cursor) if cursor else None)
+    return Page(limit, cursor)
 
 
 def encode_cursor(last: object) -> str:
