@@ -55,7 +55,7 @@ import procs  # noqa: E402 (bench/ beside this script)
 
 from firmware_stubs.osdp_reader import SimulatedReader  # noqa: E402 (after the path is set)
 
-FC, CN, STRIKE_MS, TOKEN, GOAL_MS = 10, 1093, 1000, "bench-door-token", 10.0
+FC, CN, STRIKE_MS, TOKEN, GOAL_MS = 10, 1093, 1000, "bench-door-token-0123456789", 10.0
 ctypes.pythonapi.Py_IncRef.argtypes = [ctypes.py_object]
 
 

@@ -74,7 +74,7 @@ import procs  # noqa: E402 (bench/ beside this script)
 
 from gateway.transports.paho_buffered import BufferedClient  # noqa: E402
 
-TOPIC, TOKEN, DEVICE = "devices/bench-01/events", "bench-token", "bench-01"
+TOPIC, TOKEN, DEVICE = "devices/bench-01/events", "bench-admin-token-0123456789", "bench-01"
 RECEIVE_MAXIMUM = 2000  # the gateway's default [mqtt] receive_maximum
 STALL_S = 60.0  # a step that makes no progress for this long fails the run
 CONNECTED = re.compile(r"^(\S+ \S+) INFO \S+: connected to the broker \(session present: (\w+)\)", re.M)

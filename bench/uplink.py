@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from firmware_stubs.platform import PlatformStandIn  # noqa: E402
 from gateway.uplink.dingtalk import DingTalkSink  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-admin-token-0123456789"
 START_MS = int(time.time() * 1000) - 86_400_000  # yesterday: inside DingTalk's 180-day window
 
 

@@ -311,7 +311,7 @@ def section_tcp(args: argparse.Namespace) -> None:
     base_ok, base_s = asyncio.run(baseline())
 
     work = Path(tempfile.mkdtemp(prefix="gw-vehicles-"))
-    api_port, tcp_port, token = free_port(), free_port(), "bench-token"
+    api_port, tcp_port, token = free_port(), free_port(), "bench-admin-token-0123456789"
     (work / "gateway.toml").write_text(
         f'[database]\nurl = "sqlite:///{work}/gateway.db"\n[mqtt]\nlisten = "127.0.0.1:{free_port()}"\n'
         f'[api]\nlisten = "127.0.0.1:{api_port}"\nadmin_token = "{token}"\n[jt808]\nlisten = "127.0.0.1:{tcp_port}"\n'

@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 4.0  # of the 5 s a clean stop may take
 TRIPS_EVERY_S = 2.0  # how soon new fixes show up in trips
 PEOPLE_REFRESH_WAIT_S = 2.0
+HTTP_MAX_CONNECTIONS = 200  # per listener (API, ZK ADMS)
+HTTP_MAX_HEADER_BYTES = 16 * 1024
 
 
 def build_app(services: Services) -> FastAPI:
@@ -358,7 +360,16 @@ def _start_door_lines(lines: list[SerialLineSettings], readers: DoorReaders) -> 
 
 def _http(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, lifespan="off", log_level="warning", access_log=False, server_header=False
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        limit_concurrency=HTTP_MAX_CONNECTIONS,  # beyond this, 503 instead of more memory
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=HTTP_MAX_HEADER_BYTES,
     )
 
 

@@ -8,12 +8,17 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from gateway import config as config_mod
+from gateway.core import masking
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Office hardware gateway.")
+# Locals in a traceback could hold a secret (a database URL, a token): never shown.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Office hardware gateway.", pretty_exceptions_show_locals=False
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
 attendance_app = typer.Typer(no_args_is_help=True, help="Attendance records.")
@@ -48,8 +53,15 @@ def _logging() -> None:
 def run(config: ConfigOpt = None) -> None:
     """Run the gateway service until SIGTERM or Ctrl-C."""
     settings = _settings(config)
-    if not settings.api.admin_token.get_secret_value():
+    admin_token = settings.api.admin_token.get_secret_value()
+    if not admin_token:
         _fail(2, "config api.admin_token: must be set for `gateway run` (or GATEWAY_API__ADMIN_TOKEN)")
+    if len(admin_token) < config_mod.MIN_ADMIN_TOKEN_CHARS:
+        _fail(
+            2,
+            f"config api.admin_token: too short ({len(admin_token)} characters); `gateway run` needs at least "
+            f"{config_mod.MIN_ADMIN_TOKEN_CHARS} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        )
     _logging()
     from gateway.app import Gateway, run_loop
 
@@ -92,22 +104,38 @@ def _run_or_explain(run_loop, main) -> None:
 def db_upgrade(config: ConfigOpt = None) -> None:
     """Apply schema migrations (also done at every start)."""
     settings = _settings(config)
-    from sqlalchemy.exc import SQLAlchemyError
+    _open_store(settings)
+    typer.echo("database schema is up to date")
+
+
+def _open_store(settings: config_mod.Settings):  # -> Engine, imported lazily
+    """The migrated store, or a clear message (the URL's password masked) and exit 1 or 2."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from gateway.store.db import make_engine, upgrade
 
+    url = settings.database.url.get_secret_value()
+    password = urlsplit(url).password if "://" in url else None
+
+    def hidden(text: object) -> str:
+        text = masking.mask_url(url).join(str(text).split(url))
+        return text.replace(password, masking.MASK) if password else text
+
     try:
-        upgrade(make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous))
+        engine = make_engine(url, settings.database.sqlite_synchronous)
+        upgrade(engine)
+        return engine
+    except (ArgumentError, ImportError) as exc:
+        _fail(2, f"config database.url: {hidden(exc)} (in {masking.mask_url(url)})")
     except SQLAlchemyError as exc:
-        _fail(1, f"database: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}")
-    typer.echo("database schema is up to date")
+        _fail(1, f"database: {exc.__class__.__name__}: {hidden(getattr(exc, 'orig', exc))}")
 
 
 @config_app.command("check")
 def config_check(config: ConfigOpt = None) -> None:
     """Validate the config and print the effective settings, secrets masked."""
     settings = _settings(config)
-    typer.echo(json.dumps(config_mod.masked(settings), indent=2))
+    typer.echo(json.dumps(masking.masked(settings), indent=2))
     typer.echo("config ok", err=True)
 
 
@@ -146,10 +174,8 @@ def attendance_report(
 
     from gateway.attendance import report
     from gateway.attendance.store import daily_records, record_dict
-    from gateway.store.db import make_engine, upgrade
 
-    engine = make_engine(settings.database.url.get_secret_value(), settings.database.sqlite_synchronous)
-    upgrade(engine)
+    engine = _open_store(settings)
     records, people = daily_records(engine, settings.site.timezone, start, end, person)
     items = [record_dict(r, people, ZoneInfo(settings.site.timezone)) for r in records]
     if format == "xlsx":

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.core.masking import mask_url, secret_key
 from gateway.core.timeutil import check_zone
 from gateway.devices.families import SerialProtocolName
 
@@ -127,6 +128,9 @@ class MqttSettings(Section):
         parts = urlsplit(self.broker)
         tls = parts.scheme == "mqtts"
         return parts.hostname or "localhost", parts.port or (8883 if tls else 1883), tls
+
+
+MIN_ADMIN_TOKEN_CHARS = 24  # `gateway run` refuses a shorter bootstrap token (the demo makes a longer one)
 
 
 class ApiSettings(Section):
@@ -378,35 +382,7 @@ def load(path: str | Path | None = None) -> Settings:
         reason = first["msg"]
         if first["type"] == "extra_forbidden":
             reason = "unknown key"
-        elif "input" in first and not isinstance(first["input"], dict) and "secret" not in key:
-            reason = f"{reason} (got {first['input']!r})"
+        elif "input" in first and not isinstance(first["input"], dict) and not secret_key(key):
+            shown = first["input"]
+            reason = f"{reason} (got {mask_url(shown) if isinstance(shown, str) and '://' in shown else shown!r})"
         raise ConfigError(key, reason) from None
-
-
-def masked(settings: Settings) -> dict[str, Any]:
-    """The effective settings for display: secrets shown as ******** when set."""
-    plain = settings.model_dump(mode="json")
-
-    def walk(node: Any, model: Any) -> Any:
-        if isinstance(model, BaseModel):
-            out = {}
-            for name, value in node.items():
-                attr = getattr(model, name)
-                if isinstance(attr, SecretStr):
-                    secret = attr.get_secret_value()
-                    out[name] = _mask_url(secret) if name == "url" else ("********" if secret else "")
-                else:
-                    out[name] = walk(value, attr)
-            return out
-        if isinstance(model, list):
-            return [walk(n, m) for n, m in zip(node, model)]
-        return node
-
-    return walk(plain, settings)
-
-
-def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":********@", 1)
-    return url

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from gateway.store.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "test-admin-token"
+TOKEN = "test-admin-token-0123456789abcdef"
 SYSTEM_FOLDERS = ("system", "browser")
 SYSTEM_FIXTURES = frozenset({"gateway_factory", "mosquitto", "secured_mosquitto", "secured", "chromium"})
 

@@ -12,6 +12,7 @@ from gateway.api import (
     devices,
     errors,
     health,
+    limits,
     people,
     records,
     tokens,
@@ -30,6 +31,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    app.add_middleware(limits.BodyLimit)
     app.include_router(health.router)
     app.include_router(devices.router, responses=errors.RESPONSES)
     app.include_router(records.router, responses=errors.RESPONSES)

@@ -127,6 +127,6 @@ def days(
     if format == "csv":
         return Response(report.to_csv(items), media_type="text/csv")
     # Records are computed in (person, date) order; the cursor is the position after the last one given.
-    start = int(p.after) if p.after is not None and p.after.isdigit() else 0
+    start = p.after_id
     end = start + p.limit
     return {"items": items[start:end], "next": encode_cursor(end) if end < len(items) else None}

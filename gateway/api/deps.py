@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from gateway.auth.identity import Actor, authenticate
+from gateway.auth.throttle import throttle_of
 from gateway.core.timeutil import parse_query_time
 from gateway.services import Services
 
@@ -28,13 +29,32 @@ def engine(request: Request) -> Engine:
 
 
 def _actor(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Actor:
+    known = getattr(request.state, "actor", None)  # already checked before the body was read
+    if isinstance(known, Actor):
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    svc = services(request)
-    actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), credentials.credentials)
-    if actor is None:
-        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    actor = check_token(request, credentials.credentials)
+    request.state.actor = actor
     return actor
+
+
+def check_token(request: Request, presented: str) -> Actor:
+    """The actor of a presented token; 401 if it is wrong, 429 while its address has tried too many."""
+    throttle, address = throttle_of(request.app.state), client_address(request)
+    if wait := throttle.retry_after(address):
+        raise HTTPException(429, "too many wrong tokens from this address", headers={"Retry-After": str(wait)})
+    svc = services(request)
+    actor = authenticate(svc.engine, svc.settings.api.admin_token.get_secret_value(), presented)
+    if actor is None:
+        throttle.failed(address)
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(address)
+    return actor
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 def allow(*roles: str) -> Callable[..., Actor]:
@@ -60,23 +80,35 @@ admin_only = allow()
 @dataclass
 class Page:
     limit: int
-    after: str | None  # the sort key of the last item the caller has seen
+    cursor: str | None
+
+    @property
+    def after(self) -> str | None:
+        """The sort key of the last item the caller has seen. Decoded when the route reads it, so
+        a caller without a token hears 401 before anything about its cursor."""
+        return decode_cursor(self.cursor) if self.cursor else None
 
     @property
     def after_id(self) -> int:
         """For tables paged by their numeric row id."""
-        if self.after is None:
+        after = self.after
+        if after is None:
             return 0
-        if not self.after.isdigit():
+        if not is_row_id(after):
             raise HTTPException(422, "cursor: not a cursor this API gave out")
-        return int(self.after)
+        return int(after)
+
+
+def is_row_id(text: str) -> bool:
+    """Plain ASCII digits that fit a 64-bit column (a cursor of 10**24 is not a row id)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def page(
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page")] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="`next` from the previous page")] = None,
 ) -> Page:
-    return Page(limit, decode_cursor(cursor) if cursor else None)
+    return Page(limit, cursor)
 
 
 def encode_cursor(last: object) -> str:
@@ -85,9 +117,12 @@ def encode_cursor(last: object) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise HTTPException(422, "cursor: not a cursor this API gave out") from None
+        text = ""
+    if not text or not text.isprintable():
+        raise HTTPException(422, "cursor: not a cursor this API gave out")
+    return text
 
 
 def paginated(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
@@ -13,7 +14,7 @@ from gateway.api.deps import Actor, Page, allow, engine, page, paginated, read_d
 from gateway.core.timeutil import check_zone, iso_utc
 from gateway.devices.families import ProtocolName
 from gateway.management.broker_logins import BrokerAuthError
-from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S
+from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S, masked_args
 from gateway.management.provisioning import ConfigProblem
 from gateway.services import Services
 from gateway.store.models import Command, Device
@@ -84,12 +85,13 @@ def shape(d: Device) -> dict[str, Any]:
     }
 
 
-def shape_command(c: Command) -> dict[str, Any]:
+def shape_command(c: Command, reveal: bool = False) -> dict[str, Any]:
+    """`reveal`: show the args' secrets (admins only); everyone else sees them masked."""
     return {
         "id": c.id,
         "device_id": c.device_id,
         "name": c.name,
-        "args": c.args,
+        "args": c.args if reveal else masked_args(c.args),
         "state": c.state,
         "detail": c.detail,
         "created_by": c.created_by,
@@ -193,26 +195,32 @@ def queue_command(
 ) -> dict[str, Any]:
     if actor.role == "operator" and body.name != "open_door":
         raise HTTPException(403, "role 'operator' may send only open_door")
-    return shape_command(svc.commands.submit(device_id, body.name, body.args, body.timeout_s, actor.name))
+    command = svc.commands.submit(device_id, body.name, body.args, body.timeout_s, actor.name, actor.role)
+    return shape_command(command, actor.role == "admin")
 
 
-@router.get("/{device_id}/commands", dependencies=[Depends(read_devices)])
-def list_commands(device_id: PathId, p: Page = Depends(page), eng: Engine = Depends(engine)) -> dict[str, Any]:
+@router.get("/{device_id}/commands")
+def list_commands(
+    device_id: PathId, p: Page = Depends(page), eng: Engine = Depends(engine), actor: Actor = Depends(read_devices)
+) -> dict[str, Any]:
     command_id = col(Command.id)
     query = select(Command).where(col(Command.device_id) == device_id).order_by(command_id).limit(p.limit + 1)
     if p.after is not None:
         query = query.where(command_id > p.after)
     with Session(eng) as session:
         rows = session.execute(query).scalars().all()
-    return paginated(list(rows), p.limit, shape_command)
+    return paginated(list(rows), p.limit, partial(shape_command, reveal=actor.role == "admin"))
 
 
-@router.get("/{device_id}/commands/{command_id}", dependencies=[Depends(read_devices)])
+@router.get("/{device_id}/commands/{command_id}")
 def get_command(
-    device_id: PathId, command_id: Annotated[str, Path(max_length=32)], eng: Engine = Depends(engine)
+    device_id: PathId,
+    command_id: Annotated[str, Path(max_length=32)],
+    eng: Engine = Depends(engine),
+    actor: Actor = Depends(read_devices),
 ) -> dict[str, Any]:
     with Session(eng) as session:
         command = session.get(Command, command_id)
         if command is None or command.device_id != device_id:
             raise HTTPException(404, f"no command {command_id!r} for device {device_id!r}")
-        return shape_command(command)
+        return shape_command(command, actor.role == "admin")

@@ -31,12 +31,27 @@ def _cell(record: dict[str, Any], key: str) -> Any:
     return "" if value is None else value
 
 
+# OWASP's CSV injection rule: a text cell starting with one of these is read as a formula by
+# spreadsheets, so it is written with a leading quote. Numbers (negative ones too) stay numbers.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _safe_cell(record: dict[str, Any], key: str) -> Any:
+    return safe(_cell(record, key))
+
+
 def to_csv(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([title for _, title in COLUMNS])
     for record in records:
-        writer.writerow([_cell(record, key) for key, _ in COLUMNS])
+        writer.writerow([_safe_cell(record, key) for key, _ in COLUMNS])
     return out.getvalue()
 
 
@@ -64,7 +79,10 @@ def write_xlsx(records: list[dict[str, Any]], path: Path) -> None:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for record in by_month.get(month, []):
-            sheet.append([_cell(record, key) for key, _ in COLUMNS])
+            sheet.append([_safe_cell(record, key) for key, _ in COLUMNS])
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"  # text, never a formula
         for index, (key, title) in enumerate(COLUMNS, start=1):
             longest = max([len(title)] + [len(str(_cell(r, key))) for r in by_month.get(month, [])])
             sheet.column_dimensions[get_column_letter(index)].width = min(longest + 2, 40)

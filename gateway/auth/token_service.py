@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from gateway.auth import audit, tokens
-from gateway.core.errors import Invalid, NotFound
+from gateway.core.errors import Conflict, Invalid, NotFound
 from gateway.core.timeutil import iso_utc, now_ms
 from gateway.store.models import ApiToken
 
@@ -38,9 +39,15 @@ class Tokens:
         """The new token's view with the token itself, shown this once."""
         row, token = tokens.new(name, role, actor[:100])
         with Session(self.engine) as session:
+            taken = session.execute(select(col(ApiToken.id)).where(col(ApiToken.name) == name)).first()
+            if taken is not None:  # the audit log tells tokens apart by name (a unique index backs this)
+                raise Conflict(f"a token named {name!r} exists already (revoked tokens keep their names)")
             audit.record(session, actor, "create", "token", row.id, None, token_view(row))
             session.add(row)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                raise Conflict(f"a token named {name!r} exists already") from None
             return {**token_view(row), "token": token}
 
     def page(self, limit: int, after: str | None) -> list[ApiToken]:
@@ -49,7 +56,7 @@ class Tokens:
         query = select(ApiToken).order_by(created_at, token_id).limit(limit)
         if after is not None:
             created, _, last_id = after.partition(":")
-            if not created.isdigit():
+            if not (created.isascii() and created.isdigit() and len(created) <= 18):
                 raise Invalid("cursor: not a cursor this API gave out")
             query = query.where(or_(created_at > int(created), (created_at == int(created)) & (token_id > last_id)))
         with Session(self.engine) as session:

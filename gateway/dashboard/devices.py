@@ -14,7 +14,7 @@ from gateway.dashboard import queries
 from gateway.dashboard.auth import Posted, Viewer, allowed, posted_by, services
 from gateway.dashboard.web import PAGE_HEADERS, Refused, page_router, render, site_zone, time_formatter
 from gateway.devices.families import family
-from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S
+from gateway.management.commands import DEFAULT_COMMAND_TIMEOUT_S, masked_args
 from gateway.services import Services
 
 router = page_router()
@@ -59,6 +59,8 @@ def device_page(
         raise Refused(404, f"There is no device {device_id!r}.", viewer)
     kinds = feed_kinds(viewer)  # the same records the live feed shows this role
     detail["events"] = [e for e in detail["events"] if e["kind"] in kinds]
+    if viewer.role != "admin":  # a terminal user's password or card is for admins only
+        detail["commands"] = [{**c, "args": masked_args(c["args"])} for c in detail.get("commands", [])]
     return render(
         request,
         viewer,

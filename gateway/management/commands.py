@@ -26,7 +26,8 @@ import orjson
 from sqlalchemy import Engine, and_, select, update
 from sqlmodel import Session, col
 
-from gateway.core.errors import Conflict, Invalid, NotFound
+from gateway.auth import audit
+from gateway.core.errors import Conflict, Invalid, NotFound, Refused
 from gateway.core.metrics import Metrics
 from gateway.core.timeutil import now_ms
 from gateway.devices.errors import DecodeError
@@ -41,6 +42,26 @@ DEFAULT_COMMAND_TIMEOUT_S = 30  # how long a command waits for the device's answ
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
+# Command arguments that are a terminal user's secrets (a ZK user's PIN is their number on the
+# terminal, printed on every punch, so it stays readable): masked in the audit log and, for
+# roles below admin, in every view of a command.
+SECRET_ARGS = frozenset({"password", "passwd", "card", "cards", "secret", "code"})
+MASK = "***"
+
+
+class NotPermitted(Refused):
+    status = 403
+
+
+def masked_args(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: (MASK if k.lower() in SECRET_ARGS else v) for k, v in args.items()}
+
+
+def raises_privilege(args: dict[str, Any]) -> bool:
+    """A command that gives a terminal user more than the plain user's privilege (e.g. ZK's 14, admin)."""
+    value = args.get("privilege")
+    return value is not None and str(value).strip() not in ("", "0")
+
 
 class Commands:
     def __init__(self, engine: Engine, metrics: Metrics) -> None:
@@ -52,11 +73,16 @@ class Commands:
     def bind(self, loop: asyncio.AbstractEventLoop, publish: Publish) -> None:
         self._loop, self.publish = loop, publish
 
-    def submit(self, device_id: str, name: str, args: dict[str, Any], timeout_s: int, actor: str) -> Command:
-        """Store a new command and start sending it. Call from a worker thread.
+    def submit(
+        self, device_id: str, name: str, args: dict[str, Any], timeout_s: int, actor: str, role: str = "admin"
+    ) -> Command:
+        """Store a new command, audited with its secrets masked, and start sending it. Call from a worker thread.
 
         Refused (NotFound, Conflict, Invalid) when the device does not exist, its protocol takes no
-        commands, or the protocol's fixed vocabulary could never carry this one."""
+        commands, or the protocol's fixed vocabulary could never carry this one; NotPermitted when
+        `role` (the caller's) is below admin and the command raises a terminal user's privilege."""
+        if role != "admin" and raises_privilege(args):
+            raise NotPermitted("only an admin may raise a terminal user's privilege")
         command = Command(
             id=f"{now_ms():012x}{secrets.token_hex(4)}",
             device_id=device_id,
@@ -81,6 +107,8 @@ class Commands:
                     raise Invalid(f"{exc.reason}: {exc.detail}") from None
             pull = protocol.commands == "pull"
             session.add(command)
+            shown = {"device_id": device_id, "name": name, "args": masked_args(args), "timeout_s": timeout_s}
+            audit.record(session, actor, "create", "command", command.id, None, shown)
             session.commit()
             session.refresh(command)
         if self._loop is not None and not pull:

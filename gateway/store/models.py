@@ -167,6 +167,7 @@ class ApiToken(Table, table=True):
     """An API token: only its SHA-256 is kept (tokens are long random strings, so a fast hash is enough)."""
 
     __tablename__ = "api_token"
+    __table_args__ = (Index("ux_api_token_name", "name", unique=True),)  # the audit log names tokens by name
 
     id: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=100)

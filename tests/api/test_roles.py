@@ -137,7 +137,7 @@ def tokens(gw):
     }
 
 
-def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
+def call(gw, method: str, template: str, token: str | None, source: str = "127.0.0.1") -> httpx.Response:
     path = template.format(
         device_id="att-01",
         person_id="p-1",
@@ -155,7 +155,8 @@ def call(gw, method: str, template: str, token: str | None) -> httpx.Response:
         kwargs = {"content": b"id,name\np-2,Two\n", "headers": {**headers, "Content-Type": "text/csv"}}
     else:
         kwargs = {"json": BODIES.get((method, template)), "headers": headers}
-    return httpx.request(method, str(gw.http.base_url) + path, timeout=10, **kwargs)
+    with httpx.Client(timeout=10, transport=httpx.HTTPTransport(local_address=source)) as client:
+        return client.request(method, str(gw.http.base_url) + path, **kwargs)
 
 
 def test_the_table_covers_every_operation(gw):
@@ -164,10 +165,12 @@ def test_the_table_covers_every_operation(gw):
     assert operations - PUBLIC == set(ROLE_TABLE)
 
 
-@pytest.mark.parametrize(("method", "template"), sorted(ROLE_TABLE))
-def test_401_without_or_with_a_wrong_token(gw, method, template):
-    assert call(gw, method, template, None).status_code == 401
-    assert call(gw, method, template, "gwt_not-a-real-token").status_code == 401
+@pytest.mark.parametrize(("n", "method", "template"), [(n, *op) for n, op in enumerate(sorted(ROLE_TABLE))])
+def test_401_without_or_with_a_wrong_token(gw, n, method, template):
+    # Each operation's wrong token from its own address: wrong tokens are throttled per address.
+    source = f"127.0.{1 + n // 250}.{1 + n % 250}"
+    assert call(gw, method, template, None, source).status_code == 401
+    assert call(gw, method, template, "gwt_not-a-real-token", source).status_code == 401
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(ROLE_TABLE))

@@ -21,7 +21,7 @@ import pytest
 from tests.browser.test_dashboard_pages import chromium, screenshot, sign_in  # noqa: F401 - the fixture is used by name
 from tests.conftest import ROOT, free_port, wait_for
 
-TOKEN = "demo-browser-token"
+TOKEN = "demo-browser-token-0123456789"
 PAGES = [
     "/",
     "/dashboard/feed",
