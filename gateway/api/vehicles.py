@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,7 +13,6 @@ from gateway.core.timeutil import now_ms
 from gateway.services import Services
 from gateway.store import shapes
 from gateway.vehicles import export
-from gateway.vehicles.fleet import FleetError
 from gateway.vehicles.views import booking_view, geofence_event_view, geofence_view, stop_view, vehicle_view
 
 router = APIRouter(prefix="/api/v1", tags=["vehicles"])
@@ -86,15 +83,6 @@ Until = Annotated[str | None, Query(max_length=40)]
 STOPS_SPAN_MS = 31 * 86_400_000
 
 
-@contextmanager
-def refused() -> Iterator[None]:
-    """The fleet's refusals as HTTP errors."""
-    try:
-        yield
-    except FleetError as exc:
-        raise HTTPException(exc.status, exc.message) from None
-
-
 @dataclass(frozen=True)
 class VehicleSpan:
     """One vehicle's records from `since` to `until` (RFC 3339; either may be absent)."""
@@ -110,8 +98,7 @@ def vehicle_span(vehicle_id: VehicleId, since: Since = None, until: Until = None
 
 @router.post("/vehicles", status_code=201)
 def create_vehicle(body: VehicleIn, actor: Actor = Depends(changes_fleet), svc: Services = Depends(services)) -> dict:
-    with refused():
-        return svc.fleet.create_vehicle(actor.name, body.model_dump())
+    return svc.fleet.create_vehicle(actor.name, body.model_dump())
 
 
 @router.get("/vehicles", dependencies=[Depends(read_records)])
@@ -121,24 +108,21 @@ def list_vehicles(p: Page = Depends(page), svc: Services = Depends(services)) ->
 
 @router.get("/vehicles/{vehicle_id}", dependencies=[Depends(read_records)])
 def get_vehicle(vehicle_id: VehicleId, svc: Services = Depends(services)) -> dict[str, Any]:
-    with refused():
-        return vehicle_view(svc.fleet.vehicle(vehicle_id))
+    return vehicle_view(svc.fleet.vehicle(vehicle_id))
 
 
 @router.patch("/vehicles/{vehicle_id}")
 def patch_vehicle(
     vehicle_id: VehicleId, body: VehiclePatch, actor: Actor = Depends(changes_fleet), svc: Services = Depends(services)
 ) -> dict[str, Any]:
-    with refused():
-        return svc.fleet.update_vehicle(actor.name, vehicle_id, body.model_dump(exclude_unset=True))
+    return svc.fleet.update_vehicle(actor.name, vehicle_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/vehicles/{vehicle_id}", status_code=204)
 def delete_vehicle(
     vehicle_id: VehicleId, actor: Actor = Depends(changes_fleet), svc: Services = Depends(services)
 ) -> Response:
-    with refused():
-        svc.fleet.delete_vehicle(actor.name, vehicle_id)
+    svc.fleet.delete_vehicle(actor.name, vehicle_id)
     return Response(status_code=204)
 
 
@@ -148,8 +132,7 @@ def vehicle_fixes(
 ) -> dict[str, Any]:
     """Every fix the vehicle's device sent, oldest first, including those the trip filters set aside:
     `valid` and `flags` say why a fix is not used."""
-    with refused():
-        rows = svc.fleet.fixes(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
+    rows = svc.fleet.fixes(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, shapes.fix)
 
 
@@ -158,8 +141,7 @@ def vehicle_trips(
     span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Trips, oldest first; `flags` has `no_booking` for a trip no booking covers, `ongoing` while under way."""
-    with refused():
-        rows = svc.fleet.trips(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
+    rows = svc.fleet.trips(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, shapes.trip)
 
 
@@ -176,8 +158,7 @@ def vehicle_stops(
     start = query_time("since", since) or end - 7 * 86_400_000
     if not 0 <= end - start <= STOPS_SPAN_MS:
         raise HTTPException(422, "since/until: at most 31 days, since before until")
-    with refused():
-        stops = svc.fleet.stops(vehicle_id, start, end)
+    stops = svc.fleet.stops(vehicle_id, start, end)
     return {"items": [stop_view(s) for s in stops], "next": None}
 
 
@@ -187,8 +168,7 @@ def vehicle_stops(
     responses={200: {"content": {"application/gpx+xml": {}}}},
 )
 def vehicle_trips_gpx(span: VehicleSpan = Depends(vehicle_span), svc: Services = Depends(services)) -> Response:
-    with refused():
-        trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
+    trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
     return Response(export.trips_to_gpx(trips, points, name=span.vehicle_id), media_type="application/gpx+xml")
 
 
@@ -198,8 +178,7 @@ def vehicle_trips_gpx(span: VehicleSpan = Depends(vehicle_span), svc: Services =
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def vehicle_trips_geojson(span: VehicleSpan = Depends(vehicle_span), svc: Services = Depends(services)) -> Response:
-    with refused():
-        trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
+    trips, points = svc.fleet.tracks(span.vehicle_id, span.start, span.end)
     return Response(export.trips_to_geojson(trips, points), media_type="application/geo+json")
 
 
@@ -208,8 +187,7 @@ def create_booking(
     vehicle_id: VehicleId, body: BookingIn, actor: Actor = Depends(books), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     start, end = int(body.start.timestamp() * 1000), int(body.end.timestamp() * 1000)
-    with refused():
-        return svc.fleet.create_booking(actor.name, vehicle_id, body.person, start, end, body.purpose)
+    return svc.fleet.create_booking(actor.name, vehicle_id, body.person, start, end, body.purpose)
 
 
 @router.get("/vehicles/{vehicle_id}/bookings", dependencies=[Depends(read_records)])
@@ -217,8 +195,7 @@ def list_bookings(
     span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Bookings with `status`: `used` (a trip overlaps it), `no_trip` (ended without one) or `pending`."""
-    with refused():
-        rows = svc.fleet.bookings(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
+    rows = svc.fleet.bookings(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, lambda row: booking_view(*row), key=lambda row: row[0].id)
 
 
@@ -227,8 +204,7 @@ def create_geofence(body: GeofenceIn, actor: Actor = Depends(changes_fleet), svc
     geometry = (
         {"circle": body.circle.model_dump()} if body.circle else {"polygon": [list(p) for p in body.polygon or []]}
     )
-    with refused():
-        svc.fleet.create_geofence(actor.name, body.id, body.name, geometry)
+    svc.fleet.create_geofence(actor.name, body.id, body.name, geometry)
     return {"id": body.id, "name": body.name, **geometry}
 
 
@@ -242,6 +218,5 @@ def geofence_events(
     span: VehicleSpan = Depends(vehicle_span), p: Page = Depends(page), svc: Services = Depends(services)
 ) -> dict[str, Any]:
     """Car-park in and out: a fence entered or left once the vehicle stayed on the new side for the dwell time."""
-    with refused():
-        rows = svc.fleet.geofence_events(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
+    rows = svc.fleet.geofence_events(span.vehicle_id, span.start, span.end, p.after_id, p.limit + 1)
     return paginated(rows, p.limit, geofence_event_view)

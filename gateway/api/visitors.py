@@ -14,7 +14,7 @@ from gateway.core.timeutil import TimeError, now_ms, to_epoch_ms
 from gateway.people import rules as people
 from gateway.services import Services
 from gateway.store import shapes
-from gateway.visitors.rules import EARLIEST, LATEST, VisitorError, check_phone
+from gateway.visitors.rules import EARLIEST, LATEST, check_phone
 from gateway.visitors.views import block_view, invitation_view
 
 router = APIRouter(tags=["visitors"])
@@ -80,10 +80,6 @@ def _ms(name: str, value: datetime) -> int:
         raise HTTPException(422, f"window.{name}: out of range") from None
 
 
-def _refused(exc: VisitorError) -> HTTPException:
-    return HTTPException(exc.status, exc.message)
-
-
 def _id(value: str, what: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 18:
         raise HTTPException(404, f"no {what} {value[:70]!r}")
@@ -97,20 +93,17 @@ def invite(
     """Invite a visitor; the answer carries the credential, shown this once. It opens the invitation's doors
     from 15 minutes before the window until its end."""
     start, end = _ms("start", body.window.start), _ms("end", body.window.end)
-    try:
-        return svc.visitors.invite(
-            actor.name,
-            name=body.name,
-            host=body.host,
-            start_ms=start,
-            end_ms=end,
-            doors=list(dict.fromkeys(body.doors)),
-            kind=body.credential,
-            phone=body.phone,
-            company=body.company or None,
-        )
-    except VisitorError as exc:
-        raise _refused(exc) from None
+    return svc.visitors.invite(
+        actor.name,
+        name=body.name,
+        host=body.host,
+        start_ms=start,
+        end_ms=end,
+        doors=list(dict.fromkeys(body.doors)),
+        kind=body.credential,
+        phone=body.phone,
+        company=body.company or None,
+    )
 
 
 @router.get("/api/v1/visitors/invitations", dependencies=[Depends(read_visitors)])
@@ -131,10 +124,7 @@ def revoke(
     svc: Services = Depends(services),
 ) -> Response:
     """Revoke: the credential stops working at the doors before this answers. The visit stays listed."""
-    try:
-        svc.visitors.revoke(actor.name, _id(invitation_id, "invitation"))
-    except VisitorError as exc:
-        raise _refused(exc) from None
+    svc.visitors.revoke(actor.name, _id(invitation_id, "invitation"))
     return Response(status_code=204)
 
 
@@ -164,8 +154,5 @@ def list_blocks(p: Page = Depends(page), svc: Services = Depends(services)) -> d
 def remove_block(
     entry_id: Annotated[str, Path(max_length=20)], actor: Actor = Depends(admin_only), svc: Services = Depends(services)
 ) -> Response:
-    try:
-        svc.visitors.unblock(actor.name, _id(entry_id, "blocklist entry"))
-    except VisitorError as exc:
-        raise _refused(exc) from None
+    svc.visitors.unblock(actor.name, _id(entry_id, "blocklist entry"))
     return Response(status_code=204)

@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from gateway.auth import audit
+from gateway.core import errors as core_errors
+from gateway.core.errors import Refused
 from gateway.core.timeutil import now_ms
 from gateway.store.models import Booking, Device, FixRecord, Geofence, GeofenceEventRow, TripRow, Vehicle
 from gateway.vehicles.bookings import Booking as BookingSpan
@@ -31,22 +33,16 @@ Row = TypeVar("Row")
 Query = TypeVar("Query", bound=Select[Any])
 
 
-class FleetError(Exception):
-    """A refused request; `status` is the HTTP status the API answers with."""
-
-    status = 422
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class FleetError(Refused):
+    """A fleet request turned down (the API answers it like any service refusal)."""
 
 
-class NotFound(FleetError):
-    status = 404
+class NotFound(FleetError, core_errors.NotFound):
+    pass
 
 
-class Conflict(FleetError):
-    status = 409
+class Conflict(FleetError, core_errors.Conflict):
+    pass
 
 
 def _within(query: Query, column: Any, since: int | None, until: int | None) -> Query:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.core import errors as core_errors
+from gateway.core.errors import Refused
 from gateway.people import rules as people
 from gateway.store.models import VisitorBlock
 
@@ -31,30 +33,24 @@ AUDIT_TYPE = "visitor_invitation"
 _PERSONAL = ("name", "phone", "company")
 
 
-class VisitorError(Exception):
-    """A refused request; `status` is the HTTP status the API answers with."""
-
-    status = 422
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class VisitorError(Refused):
+    """A visitor request turned down (the API answers it like any service refusal)."""
 
 
 class BadWindow(VisitorError):
-    status = 422
+    pass
 
 
-class NotFound(VisitorError):
-    status = 404
+class NotFound(VisitorError, core_errors.NotFound):
+    pass
 
 
-class Blocklisted(VisitorError):
-    status = 409
+class Blocklisted(VisitorError, core_errors.Conflict):
+    pass
 
 
-class NoCredentialLeft(VisitorError):
-    status = 409
+class NoCredentialLeft(VisitorError, core_errors.Conflict):
+    pass
 
 
 def normal_name(name: str | None) -> str:
